@@ -1,0 +1,439 @@
+"""`synthkg eval ...`: retrieval, QA and KG-coverage evaluations on multi-hop QA datasets, and the report.
+
+Each evaluation loads a dataset (a folder with dev.json + corpus.json, or a question file plus --corpus),
+ingests its passages into a store of their own under the work dir (resumable: rerun the same command
+after a crash), runs, and writes one JSON result file into --out (default eval/results)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from eval.datasets import Dataset, DatasetError, load_dataset
+from synthkg.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from eval.runner import Cost, EvalConfig, Kind, ModeSummary
+
+# The runner (retrieval, ingest, torch via the embedder) is imported inside the commands, so that every
+# other `synthkg` command starts as fast as before.
+
+eval_app = typer.Typer(
+    help="Evaluate on multi-hop QA data: passage recall of the retrievers, answer EM/F1 of the reader, "
+    "knowledge-graph coverage of the extractor; each run writes a JSON result file, `report` tabulates "
+    "and plots them all.",
+    no_args_is_help=True,
+)
+
+RETRIEVAL_MODES = ("bm25", "dense", "graph", "ppr")
+
+
+class ExtractorChoice(StrEnum):
+    none = "none"
+    multistep = "multistep"
+    distilled = "distilled"
+
+
+class ReaderChoice(StrEnum):
+    single = "single"
+    iterative = "iterative"
+
+
+class LLMBackendChoice(StrEnum):
+    llamacpp = "llamacpp"
+    openai = "openai"
+    hf = "hf"
+
+
+DatasetOpt = Annotated[
+    Path,
+    typer.Option(
+        "--dataset", "-d",
+        help="A dataset folder holding dev.json (or .jsonl) and corpus.json (or .jsonl), e.g. "
+        "../shared/data/multihop/musique; or your own question file (JSON list or JSONL of {id, question, "
+        "answer, answer_aliases, supporting_passage_ids, ...}) together with --corpus.",
+    ),
+]
+CorpusOpt = Annotated[
+    Path | None,
+    typer.Option(help="Passage file (JSON list or JSONL of {id, title, text}): required with a question "
+                 "file, replaces a dataset folder's own corpus."),
+]
+LimitOpt = Annotated[
+    int | None,
+    typer.Option(min=1, help="Evaluate only the first N questions, over exactly the passages they need "
+                 "(their context passages and supporting ones). Without it: every question over the whole "
+                 "corpus, the harder setting."),
+]
+DistractorsOpt = Annotated[
+    int,
+    typer.Option(min=0, help="With --limit: distractor passages sampled (deterministically) for each "
+                 "question that lists no context passages of its own (e.g. 2WikiMultihopQA)."),
+]
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", help="Folder for the JSON result file (default: eval/results).")
+]
+WorkDirOpt = Annotated[
+    Path | None,
+    typer.Option(help="Where each dataset subset gets its own store, corpus file and run records (default: "
+                 "<data_dir>/eval, i.e. .synthkg/eval). Reused by reruns, which then only ingest what is "
+                 "missing."),
+]
+ProgressOpt = Annotated[bool, typer.Option(help="Show progress bars.")]
+LLMBackendOpt = Annotated[
+    LLMBackendChoice | None,
+    typer.Option("--llm-backend", help="LLM backend for extraction / reading: llamacpp (local GGUF, "
+                 "default), openai (compatible endpoint), hf. Default: the settings' [llm] backend."),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(help="LLM model: a local name (qwen2.5-coder-1.5b, ...), a .gguf path, an endpoint's model "
+                 "name or a transformers directory. Default: the settings' [llm] model."),
+]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option(help="OpenAI-compatible endpoint URL (key from $OPENAI_API_KEY).")
+]
+
+
+def fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(1)
+
+
+def _settings(ctx: typer.Context, backend: LLMBackendChoice | None, model: str | None,
+              base_url: str | None) -> Settings:
+    """The root command's settings (or the defaults when run on its own), with the LLM options applied."""
+    root = ctx.find_root().obj
+    settings = root if isinstance(root, Settings) else load_settings()
+    update = {k: v for k, v in {"backend": backend.value if backend else None, "model": model,
+                                "base_url": base_url}.items() if v is not None}
+    if update:
+        settings = settings.model_copy(update={"llm": settings.llm.model_copy(update=update)})
+    return settings
+
+
+def _split(value: str, what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        fail(f"--{what} is empty")
+    return list(dict.fromkeys(items))
+
+
+def _modes(value: str) -> list[Any]:
+    modes = _split(value, "modes")
+    unknown = [m for m in modes if m not in RETRIEVAL_MODES]
+    if unknown:
+        fail(f"unknown retrieval mode(s) {', '.join(unknown)}; choose from {', '.join(RETRIEVAL_MODES)}")
+    return modes
+
+
+def _extractor(choice: ExtractorChoice | None, modes: list[str]) -> str:
+    """The extractor to build the store with: chunks only when every mode is a baseline."""
+    from eval.runner import GRAPH_MODES
+
+    graph_modes = [m for m in modes if m in GRAPH_MODES]
+    if choice is None:
+        return "multistep" if graph_modes else "none"
+    if choice is ExtractorChoice.none and graph_modes:
+        fail(f"mode(s) {', '.join(graph_modes)} need an extracted graph, but --extractor none stores chunks "
+             "only; use --extractor multistep (or distilled)")
+    return choice.value
+
+
+def _load(dataset: Path, corpus: Path | None, limit: int | None, distractors: int) -> Dataset:
+    data = load_dataset(dataset, corpus=corpus)
+    if limit is not None:
+        data = data.subset(limit, distractors=distractors)
+    if not data.questions:
+        raise DatasetError(f"{dataset}: the dataset has no questions")
+    return data
+
+
+class _Run:
+    """What every evaluation command does first: load the dataset and ingest it into its own store."""
+
+    def __init__(self, settings: Settings, dataset: Dataset, extractor: str, work_dir: Path | None,
+                 progress: bool) -> None:
+        from eval.runner import prepare_corpus
+        from synthkg.embeddings import make_embedder
+
+        self.settings, self.dataset, self.extractor = settings, dataset, extractor
+        self.embedder = make_embedder(settings.embedding)
+        typer.echo(f"dataset {dataset.name}: {len(dataset.questions)} questions, {len(dataset.passages)} "
+                   f"passages; building the '{extractor}' store")
+        self.prepared = prepare_corpus(
+            dataset, settings, extractor, work_dir=work_dir, embedder=self.embedder, progress=progress
+        )
+        totals = ", ".join(f"{v} {k}" for k, v in self.prepared.summary.store_totals.items())
+        typer.echo(f"store ready ({totals}): {self.store_location}")
+
+    @property
+    def store_location(self) -> str:
+        store = self.prepared.settings.store
+        return str(store.path) if store.backend == "embedded" else store.neo4j_uri
+
+    def index(self) -> Any:
+        from retrieval.indexes import SearchIndex
+
+        return SearchIndex.open(self.prepared.settings.index_path(), self.embedder)
+
+    def config(self, modes: list[str], **fields: Any) -> EvalConfig:
+        """The run's configuration; the graph retrievers' parameters when a mode uses them."""
+        from eval.runner import GRAPH_MODES, EvalConfig
+        from retrieval.retrievers import RetrievalParams
+
+        if any(m.split("/")[0] in GRAPH_MODES for m in modes):
+            fields["retrieval_params"] = RetrievalParams().model_dump()
+        llm = self.settings.llm
+        uses_llm = self.extractor != "none" or fields.get("reader") is not None
+        return EvalConfig(
+            modes=modes,
+            extractor=self.extractor,
+            embedding_model=self.settings.embedding.model,
+            llm={"backend": llm.backend, "model": llm.model} if uses_llm else None,
+            store=self.store_location,
+            **fields,
+        )
+
+    def cost(self, eval_wall_seconds: float, **extra_stages: Any) -> Cost:
+        from eval.runner import Cost
+
+        stages, build_seconds = self.prepared.build_cost()
+        return Cost.of({**stages, **extra_stages}, build_seconds, eval_wall_seconds)
+
+    def write(self, kind: Kind, config: EvalConfig, rows: Any, aggregates: dict[str, ModeSummary],
+              cost: Cost, out: Path | None) -> None:
+        """Write the result file (into `out` or the default folder) and print its aggregates."""
+        from eval.runner import DEFAULT_RESULTS_DIR, write_result
+
+        notes = self.prepared.notes()
+        path = write_result(kind, self.dataset, config, rows, aggregates, cost, out or DEFAULT_RESULTS_DIR,
+                            notes=notes)
+        for note in notes:
+            typer.secho(f"note: {note}", fg=typer.colors.YELLOW)
+        _print_summary(aggregates, path)
+
+
+def _guarded(action: Any) -> Any:
+    """Run `action`, turning the errors a user can cause or fix into one message without a traceback."""
+    from eval.runner import EvalError
+    from retrieval.indexes import SearchIndexError
+    from synthkg.embeddings import EmbeddingError
+    from synthkg.ingest import IngestError
+    from synthkg.llm.base import LLMError
+    from synthkg.store import StoreError
+
+    try:
+        return action()
+    except (DatasetError, EvalError, IngestError, StoreError, SearchIndexError, EmbeddingError) as exc:
+        fail(str(exc))
+    except LLMError as exc:
+        fail(f"LLM backend failed: {exc}. Finished calls are cached: rerun the same command to resume.")
+
+
+def _print_summary(aggregates: dict[str, ModeSummary], path: Path) -> None:
+    for mode, summary in aggregates.items():
+        metrics = ", ".join(f"{k}={v:.3f}" for k, v in summary.metrics.items() if v is not None)
+        latency = (f", latency p50 {summary.latency_ms_p50:.1f} ms / p95 {summary.latency_ms_p95:.1f} ms"
+                   if summary.latency_ms_p50 is not None and summary.latency_ms_p95 is not None else "")
+        typer.echo(f"{mode:>18}: n={summary.n} {metrics}{latency}")
+        for note in summary.notes:
+            typer.echo(f"{'':>20}{note}")
+    typer.echo(f"wrote {path}")
+
+
+@eval_app.command("retrieval")
+def retrieval_command(
+    ctx: typer.Context,
+    dataset: DatasetOpt,
+    corpus: CorpusOpt = None,
+    limit: LimitOpt = None,
+    distractors: DistractorsOpt = 8,
+    modes: Annotated[
+        str, typer.Option(help="Comma-separated retrieval modes: bm25, dense (chunk baselines), graph, ppr "
+                          "(need an extracted graph).")
+    ] = "bm25,dense",
+    k: Annotated[str, typer.Option("--k", help="Comma-separated k values of recall@k and hits@k.")] = "2,5",
+    extractor: Annotated[
+        ExtractorChoice | None,
+        typer.Option(help="How the store is built: none (chunks only, no LLM: enough for bm25/dense), "
+                     "multistep (the SynthKG teacher, 3 LLM calls per chunk), distilled (the one-call "
+                     "student). Default: none for bm25/dense only, else multistep."),
+    ] = None,
+    out: OutOpt = None,
+    work_dir: WorkDirOpt = None,
+    llm_backend: LLMBackendOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Passage recall@k / hits@k and query latency of each retrieval mode.
+
+    A passage counts once however many of its chunks are retrieved; latency is per query, after one
+    untimed warm-up query per mode."""
+    chosen = _modes(modes)
+    try:
+        ks = sorted({int(v) for v in _split(k, "k")})
+    except ValueError:
+        fail(f"--k must be comma-separated integers, got {k!r}")
+    if ks[0] < 1:
+        fail(f"every k must be >= 1, got {k!r}")
+    settings = _settings(ctx, llm_backend, model, base_url)
+
+    def run() -> None:
+        from eval.runner import eval_retrieval
+
+        data = _load(dataset, corpus, limit, distractors)
+        job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress)
+        with job.prepared.open_store() as store:
+            result = eval_retrieval(data, store, job.index(), chosen, ks, progress=progress)
+        config = job.config(chosen, ks=ks, chunk_depth=result.chunk_depth, limit=limit)
+        job.write("retrieval", config, result.rows, result.aggregates, job.cost(result.wall_seconds), out)
+
+    _guarded(run)
+
+
+@eval_app.command("qa")
+def qa_command(
+    ctx: typer.Context,
+    dataset: DatasetOpt,
+    corpus: CorpusOpt = None,
+    limit: LimitOpt = None,
+    distractors: DistractorsOpt = 8,
+    modes: Annotated[
+        str, typer.Option(help="Comma-separated retrieval modes the reader reads from (bm25, dense, graph, "
+                          "ppr); each is evaluated in turn.")
+    ] = "graph",
+    reader: Annotated[
+        ReaderChoice, typer.Option(help="single: one retrieval and one LLM call per question; iterative: "
+                                   "the reader asks sub-queries (IterDRAG) until it can answer.")
+    ] = ReaderChoice.iterative,
+    k: Annotated[int, typer.Option("--k", min=1, help="Passages retrieved per query.")] = 5,
+    max_iterations: Annotated[
+        int, typer.Option(min=1, help="iterative: sub-query steps before the answer is forced.")
+    ] = 5,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Completion tokens per reader call.")] = 256,
+    extractor: Annotated[
+        ExtractorChoice | None,
+        typer.Option(help="How the store is built: none (chunks only), multistep or distilled. Default: "
+                     "none when every mode is bm25/dense, else multistep."),
+    ] = None,
+    out: OutOpt = None,
+    work_dir: WorkDirOpt = None,
+    llm_backend: LLMBackendOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Answer EM / F1 of the reader, with LLM calls, tokens and seconds per question.
+
+    EM and F1 are the best over the answer and its aliases. LLM calls are cached: a rerun resumes and
+    reports the same token counts."""
+    from synthkg.llm.cache import CachedBackend
+    from synthkg.llm.factory import make_backend
+
+    chosen = _modes(modes)
+    settings = _settings(ctx, llm_backend, model, base_url)
+
+    def run() -> None:
+        from eval.runner import eval_qa
+
+        data = _load(dataset, corpus, limit, distractors)
+        job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress)
+        rows: list[Any] = []
+        aggregates: dict[str, ModeSummary] = {}
+        stages: dict[str, Any] = {}
+        wall = 0.0
+        with job.prepared.open_store() as store, CachedBackend(
+            make_backend(settings.llm, settings.cache_dir), settings.cache_dir
+        ) as backend:
+            index = job.index()
+            for mode in chosen:
+                result = eval_qa(data, store, index, backend, mode, reader.value, k,
+                                 max_iterations=max_iterations, context_tokens=settings.llm.context_size,
+                                 max_tokens=max_tokens, progress=progress)
+                rows += result.rows
+                aggregates.update(result.aggregates)
+                stages.update({f"qa/{name}": result.cost for name in result.aggregates})
+                wall += result.wall_seconds
+        config = job.config(list(aggregates), k=k, reader=reader.value, limit=limit,
+                            max_iterations=max_iterations if reader is ReaderChoice.iterative else None)
+        job.write("qa", config, rows, aggregates, job.cost(wall, **stages), out)
+
+    _guarded(run)
+
+
+@eval_app.command("kg")
+def kg_command(
+    ctx: typer.Context,
+    dataset: DatasetOpt,
+    corpus: CorpusOpt = None,
+    limit: LimitOpt = None,
+    distractors: DistractorsOpt = 8,
+    extractor: Annotated[
+        ExtractorChoice, typer.Option(help="The extractor whose graph is measured: multistep or distilled "
+                                      "(none extracts nothing and scores 0).")
+    ] = ExtractorChoice.multistep,
+    threshold: Annotated[
+        float, typer.Option(min=-1.0, max=1.0, help="Cosine similarity at which a gold triple counts as "
+                            "covered by its best extracted triple (Distill-SynthKG uses 0.88).")
+    ] = 0.88,
+    out: OutOpt = None,
+    work_dir: WorkDirOpt = None,
+    llm_backend: LLMBackendOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Knowledge-graph coverage of the gold triples by the extracted graph.
+
+    Per question: the share of its gold triples (2Wiki evidence, MuSiQue decompositions) stated by the
+    triples extracted from its supporting passages, and by the whole graph. Questions without gold
+    triples are counted, not scored."""
+    settings = _settings(ctx, llm_backend, model, base_url)
+
+    def run() -> None:
+        from eval.runner import eval_kg
+
+        data = _load(dataset, corpus, limit, distractors)
+        job = _Run(settings, data, extractor.value, work_dir, progress)
+        with job.prepared.open_store() as store:
+            result = eval_kg(data, store, job.embedder, threshold, progress=progress)
+        config = job.config([extractor.value], thresholds={"coverage_similarity": threshold}, limit=limit)
+        job.write("kg", config, result.rows, result.aggregates, job.cost(result.wall_seconds), out)
+
+    _guarded(run)
+
+
+@eval_app.command("report")
+def report_command(
+    results: Annotated[
+        Path | None,
+        typer.Option(help="Folder of result files; the table (report.md) and plots go there too "
+                     "(default: eval/results)."),
+    ] = None,
+    readme: Annotated[
+        Path | None,
+        typer.Option(help="A README whose text between <!-- eval-report:start --> and <!-- eval-report:end "
+                     "--> is replaced by the table and plots (nothing else is touched)."),
+    ] = None,
+) -> None:
+    """Tabulate and plot every result file, optionally into a README.
+
+    The table keeps the latest run per dataset, kind, mode and extractor; the plots show accuracy
+    against reader tokens per question and recall@5 per mode."""
+    from eval.report import ReportError, build_report
+    from eval.runner import DEFAULT_RESULTS_DIR
+
+    try:
+        report = build_report(results or DEFAULT_RESULTS_DIR, readme=readme)
+    except ReportError as exc:
+        fail(str(exc))
+    typer.echo(report.table)
+    for path in report.plots:
+        typer.echo(f"wrote {path}")
+    for note in report.notes:
+        typer.echo(note)

@@ -1,0 +1,275 @@
+"""The evaluation report: every result file of a folder as one markdown table, two plots (answer F1
+against reader tokens per question, the cost/quality frontier; recall@5 per retrieval mode), and
+optionally that block pasted into a README between the markers
+
+    <!-- eval-report:start -->
+    <!-- eval-report:end -->
+
+Only the latest run per (dataset and its size, kind, mode, extractor) is shown: reruns replace their
+older numbers instead of piling up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from eval.runner import DEFAULT_RESULTS_DIR, EvalResult
+
+START_MARKER = "<!-- eval-report:start -->"
+END_MARKER = "<!-- eval-report:end -->"
+FRONTIER_PLOT = "frontier.png"
+RECALL_PLOT = "recall_at_5.png"
+REPORT_FILE = "report.md"
+_KIND_ORDER = {"retrieval": 0, "qa": 1, "kg": 2}
+
+
+class ReportError(RuntimeError):
+    """The results folder cannot be read or the README cannot be written."""
+
+
+class ReportRow(BaseModel):
+    dataset: str
+    questions: int
+    kind: str
+    mode: str
+    extractor: str
+    n: int
+    recall_2: float | None = None
+    recall_5: float | None = None
+    em: float | None = None
+    f1: float | None = None
+    coverage: float | None = None
+    tokens_per_question: float | None = None
+    build_tokens: int = 0
+    latency_ms_p50: float | None = None
+    date: str
+    file: str
+
+
+@dataclass
+class Report:
+    rows: list[ReportRow]
+    table: str
+    plots: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    readme_updated: bool = False
+
+
+def load_results(results_dir: Path) -> tuple[list[tuple[Path, EvalResult]], list[str]]:
+    """The result files of `results_dir` (sorted by name) and a note for each JSON file that is not one."""
+    if not results_dir.is_dir():
+        raise ReportError(f"results folder {results_dir} does not exist")
+    results, notes = [], []
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            results.append((path, EvalResult.model_validate_json(path.read_bytes())))
+        except (OSError, ValidationError, ValueError):
+            notes.append(f"skipped {path.name}: not an evaluation result file")
+    return results, notes
+
+
+def report_rows(results: list[tuple[Path, EvalResult]]) -> list[ReportRow]:
+    """One row per result and mode, the latest per (dataset, size, kind, mode, extractor)."""
+    latest: dict[tuple[str, int, int, str, str, str], ReportRow] = {}
+    for path, result in results:
+        for mode, summary in result.aggregates.items():
+            metrics = summary.metrics
+            tokens = metrics.get("tokens_per_question") if result.kind == "qa" else None
+            row = ReportRow(
+                dataset=result.dataset.name,
+                questions=result.dataset.questions,
+                kind=result.kind,
+                mode=mode,
+                extractor=result.config.extractor,
+                n=summary.n,
+                recall_2=metrics.get("recall@2"),
+                recall_5=metrics.get("recall@5"),
+                em=metrics.get("em"),
+                f1=metrics.get("f1"),
+                coverage=metrics.get("coverage"),
+                # Retrieval calls no LLM at query time: 0 tokens, not unknown.
+                tokens_per_question=0.0 if result.kind == "retrieval" else tokens,
+                build_tokens=result.cost.build_tokens,
+                latency_ms_p50=summary.latency_ms_p50,
+                date=result.date,
+                file=path.name,
+            )
+            key = (row.dataset, row.questions, result.dataset.passages, row.kind, row.mode, row.extractor)
+            if key not in latest or (row.date, row.file) > (latest[key].date, latest[key].file):
+                latest[key] = row
+    return sorted(latest.values(), key=lambda r: (r.dataset, r.questions, _KIND_ORDER[r.kind], r.mode,
+                                                  r.extractor))
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _tokens(value: float | int | None) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
+def _latency(ms: float | None) -> str:
+    if ms is None:
+        return "–"
+    return f"{ms:.1f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def markdown_table(rows: list[ReportRow]) -> str:
+    header = ("| dataset | kind | mode | extractor | n | recall@2 | recall@5 | EM | F1 | coverage | tokens/q "
+              "| build tokens | latency p50 |")
+    lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
+    for r in rows:
+        cells = [
+            f"{r.dataset} ({r.questions} q)", r.kind, r.mode, r.extractor, str(r.n),
+            _number(r.recall_2), _number(r.recall_5), _number(r.em), _number(r.f1), _number(r.coverage),
+            _tokens(r.tokens_per_question), _tokens(r.build_tokens), _latency(r.latency_ms_p50),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ReportError("the plots need matplotlib: pip install 'synthkg[eval]'") from exc
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_frontier(rows: list[ReportRow], path: Path) -> Path | None:
+    """Answer F1 (filled) and EM (hollow) against reader tokens per question, one point per QA mode;
+    the line joins the runs no other run beats on both (the cost/quality frontier). None without QA."""
+    points = [r for r in rows if r.kind == "qa" and r.f1 is not None and r.tokens_per_question is not None]
+    if not points:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, r in enumerate(points):
+        color = f"C{i % 10}"
+        label = f"{r.dataset}: {r.mode} ({r.extractor})"
+        ax.scatter(r.tokens_per_question, r.f1, color=color, label=label, zorder=3)
+        if r.em is not None:
+            ax.scatter(r.tokens_per_question, r.em, facecolors="none", edgecolors=color, zorder=3)
+    frontier = _pareto([(r.tokens_per_question or 0.0, r.f1 or 0.0) for r in points])
+    ax.plot(*zip(*frontier, strict=True), color="gray", linestyle="--", linewidth=1, zorder=2)
+    ax.set_xlabel("reader tokens per question (prompt + completion)")
+    ax.set_ylabel("F1 (filled), EM (hollow)")
+    ax.set_title("Cost / quality frontier")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats with fewer (or equal) tokens and a higher score, by tokens."""
+    best = -1.0
+    frontier = []
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if y > best:
+            frontier.append((x, y))
+            best = y
+    return frontier
+
+
+def plot_recall(rows: list[ReportRow], path: Path) -> Path | None:
+    """Recall@5 per retrieval mode, grouped by dataset (and extractor). None without retrieval rows."""
+    bars = [r for r in rows if r.kind == "retrieval" and r.recall_5 is not None]
+    if not bars:
+        return None
+    plt = _pyplot()
+    groups = list(dict.fromkeys(_group(r) for r in bars))
+    modes = list(dict.fromkeys(r.mode for r in bars))
+    width = 0.8 / len(modes)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.8 * len(groups) * max(1, len(modes)) / 2), 4.5))
+    for j, mode in enumerate(modes):
+        xs, ys = [], []
+        for i, group in enumerate(groups):
+            match = [r for r in bars if r.mode == mode and _group(r) == group]
+            if match:
+                xs.append(i + (j - (len(modes) - 1) / 2) * width)
+                ys.append(match[0].recall_5 or 0.0)
+        ax.bar(xs, ys, width=width, label=mode, color=f"C{j % 10}")
+        for x, y in zip(xs, ys, strict=True):
+            ax.text(x, y + 0.01, f"{y:.2f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(groups)), groups, fontsize=8)
+    ax.set_ylabel("recall@5 (gold supporting passages)")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Passage recall@5 per retrieval mode")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _group(row: ReportRow) -> str:
+    return f"{row.dataset} ({row.questions} q, {row.extractor})"
+
+
+def update_readme(readme: Path, block: str) -> bool:
+    """Replace the text between the markers in `readme` with `block`; False (nothing written) when the
+    file or a marker pair is missing. Never creates a README."""
+    if not readme.is_file():
+        return False
+    text = readme.read_text(encoding="utf-8")
+    start = text.find(START_MARKER)
+    end = text.find(END_MARKER, start + len(START_MARKER)) if start >= 0 else -1
+    if start < 0 or end < 0:
+        return False
+    new = text[: start + len(START_MARKER)] + "\n" + block.strip() + "\n" + text[end:]
+    if new != text:
+        tmp = readme.with_name(f".{readme.name}.{os.getpid()}.tmp")
+        tmp.write_text(new, encoding="utf-8")
+        os.replace(tmp, readme)
+    return True
+
+
+def build_report(results_dir: Path = DEFAULT_RESULTS_DIR, readme: Path | None = None) -> Report:
+    """Table and plots of every result in `results_dir`, written there as report.md, frontier.png and
+    recall_at_5.png; the block goes into `readme` when it has the markers."""
+    results, notes = load_results(results_dir)
+    rows = report_rows(results)
+    table = markdown_table(rows)
+    report = Report(rows=rows, table=table, notes=notes)
+    if not rows:
+        report.notes.append(f"no evaluation results in {results_dir}: run `synthkg eval retrieval ...` first")
+        return report
+    for plot, name, what in ((plot_frontier, FRONTIER_PLOT, "QA"), (plot_recall, RECALL_PLOT, "retrieval")):
+        written = plot(rows, results_dir / name)
+        if written is None:
+            report.notes.append(f"no {what} results: {name} not drawn")
+        else:
+            report.plots.append(written)
+    (results_dir / REPORT_FILE).write_text(_block(table, report.plots, results_dir) + "\n", encoding="utf-8")
+    if readme is not None:
+        report.readme_updated = update_readme(readme, _block(table, report.plots, readme.parent))
+        if report.readme_updated:
+            report.notes.append(f"updated the report block in {readme}")
+        elif not readme.is_file():
+            report.notes.append(f"{readme} does not exist (not created): the table is printed above")
+        else:
+            report.notes.append(
+                f"{readme} has no {START_MARKER} ... {END_MARKER} markers: left unchanged; the table is "
+                "printed above"
+            )
+    return report
+
+
+def _block(table: str, plots: list[Path], relative_to: Path) -> str:
+    """The table and the plots as markdown images, linked relative to where the markdown lives."""
+    images = [f"![{p.stem}]({Path(os.path.relpath(p.resolve(), relative_to.resolve())).as_posix()})"
+              for p in plots]
+    return "\n\n".join([table, *images])

@@ -1,0 +1,563 @@
+"""Chunk retrieval over a graph store and its search index: one entry point, `retrieve`, four modes.
+
+- `bm25`, `dense`: the baselines, BM25 / cosine over chunks.
+- `graph`: the proposition-entity graph retriever of Distill-SynthKG, as numbered stages:
+    1. top-M propositions by a hybrid score (normalized BM25 + dense);
+    2. the question's entities (exact name matches, dense similarity over entity names);
+    3. the subgraph around the question's entities and the top propositions' entities (N hops), and how
+       close each of its entities is to the question's entities;
+    4. candidate propositions: those of the entities closest to the question's entities (plus the top
+       propositions), scored by their hybrid score plus that closeness;
+    5. proposition scores aggregated to chunks (max + a small sum bonus); chunks within reach of the
+       question's entities rank first.
+  A question without linked entities is anchored on the top propositions' entities instead.
+- `ppr`: stages 1-4, then personalized PageRank over entities, propositions and chunks, seeded by the
+  question's entities and the top propositions; a chunk scores the PPR mass of its propositions and itself.
+
+Every returned chunk carries the evidence that led to it: its best propositions and the entity paths
+(relations) from the question's entities to them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+import networkx as nx
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from retrieval.indexes import STOPWORDS, SearchIndex, top_k
+from synthkg.model import Entity, Proposition, Relation, normalize_name
+from synthkg.store.base import GraphStore
+
+Mode = Literal["bm25", "dense", "graph", "ppr"]
+MODES: tuple[Mode, ...] = ("bm25", "dense", "graph", "ppr")
+
+
+class RetrievedChunk(BaseModel):
+    chunk_id: str
+    document_id: str
+    score: float
+    text: str
+    propositions: list[str] = Field(default_factory=list, description="best propositions of the chunk")
+    paths: list[str] = Field(default_factory=list, description="entity paths from the question to them")
+
+
+class RetrievalResult(BaseModel):
+    question: str
+    mode: Mode
+    chunks: list[RetrievedChunk] = Field(default_factory=list)
+    question_entities: list[str] = Field(default_factory=list, description="names linked in the question")
+    timings_ms: dict[str, float] = Field(default_factory=dict, description="milliseconds per stage")
+
+    @property
+    def chunk_ids(self) -> list[str]:
+        return [c.chunk_id for c in self.chunks]
+
+
+class RetrievalParams(BaseModel):
+    """Knobs of the graph and PPR retrievers; the defaults are the tested ones."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    top_propositions: int = Field(20, ge=1, description="M: propositions taken by the hybrid score")
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="dense share of the hybrid score")
+    hops: int = Field(1, ge=0, le=3, description="subgraph radius around the seed entities")
+    max_entities: int = Field(100, ge=1, description="closest subgraph entities whose propositions we read")
+    question_entity_min_similarity: float = Field(0.6, ge=-1.0, le=1.0)
+    span_entity_min_similarity: float = Field(0.8, ge=-1.0, le=1.0)
+    entities_per_query: int = Field(3, ge=1, description="entities linked per question / name span")
+    proposition_seed_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="anchor weight of the top propositions' entities when the question links no entity; "
+        "PPR: reset share of the top propositions (the question's entities have 1)",
+    )
+    graph_weight: float = Field(0.5, ge=0.0, description="weight of graph closeness in proposition scores")
+    hop_decay: float = Field(0.5, gt=0.0, le=1.0, description="closeness lost per hop")
+    sum_bonus: float = Field(0.1, ge=0.0, le=1.0, description="share of a chunk's other propositions' scores")
+    chunk_weight: float = Field(0.2, ge=0.0, description="weight of the chunk's own dense score")
+    damping: float = Field(
+        0.85,
+        gt=0.0,
+        lt=1.0,
+        description="PPR: probability of following an edge (0.5 kept the mass too near the seeds to "
+        "reach a bridge entity's passage in the 2-hop test)",
+    )
+    evidence_per_chunk: int = Field(3, ge=1, description="propositions and paths kept per chunk")
+    rerank_depth: int = Field(20, ge=1, description="candidates handed to the re-ranker")
+
+
+Reranker = Callable[[str, list[RetrievedChunk]], list[RetrievedChunk]]
+
+
+def retrieve(
+    question: str,
+    k: int = 5,
+    mode: Mode = "graph",
+    *,
+    store: GraphStore,
+    index: SearchIndex,
+    params: RetrievalParams | None = None,
+    rerank: Reranker | None = None,
+) -> RetrievalResult:
+    """The top-`k` chunks for `question`. `rerank`, when given, reorders the top `params.rerank_depth`
+    candidates (e.g. `llm_reranker(backend)`) before the cut to `k`."""
+    if not question or not question.strip():
+        raise ValueError("the question is empty; give a non-empty question")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if mode not in MODES:
+        raise ValueError(f"unknown retrieval mode {mode!r}; expected one of {', '.join(MODES)}")
+    params = params or RetrievalParams()
+    timer = _Timer()
+    depth = max(k, params.rerank_depth) if rerank is not None else k
+    with timer("total"):
+        if mode == "bm25":
+            with timer("search"):
+                hits = [(cid, s) for cid, s in index.bm25_search("chunks", question, depth) if s > 0]
+            chunks, linked = _plain_chunks(store, hits), []
+        elif mode == "dense":
+            with timer("embed"):
+                qvec = index.embed_query([question])[0]
+            with timer("search"):
+                hits = index.dense_search("chunks", qvec, depth)
+            chunks, linked = _plain_chunks(store, hits), []
+        else:
+            chunks, linked = _graph_retrieve(question, depth, mode, store, index, params, timer)
+        if rerank is not None and chunks:
+            with timer("rerank"):
+                chunks = rerank(question, chunks)
+    return RetrievalResult(
+        question=question,
+        mode=mode,
+        chunks=chunks[:k],
+        question_entities=linked,
+        timings_ms=timer.ms,
+    )
+
+
+def make_retriever(
+    store: GraphStore,
+    index: SearchIndex,
+    mode: Mode = "graph",
+    params: RetrievalParams | None = None,
+    rerank: Reranker | None = None,
+) -> Callable[[str, int], RetrievalResult]:
+    """`retrieve` bound to a store and index: the `retriever_fn` the reader takes."""
+
+    def retriever(question: str, k: int) -> RetrievalResult:
+        return retrieve(question, k, mode, store=store, index=index, params=params, rerank=rerank)
+
+    return retriever
+
+
+# --- graph and PPR retrieval -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Seed:
+    """A start entity of the graph walk and how much we trust it."""
+
+    entity_id: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How close an entity is to the seeds: the best `weight * decay**hops`, and the last step of that
+    path (None at a seed)."""
+
+    closeness: float
+    parent: str | None = None
+    relation: Relation | None = None
+
+
+@dataclass
+class Expansion:
+    """Stages 3-4: the subgraph around the seeds and the candidate propositions in it."""
+
+    entities: dict[str, Entity]
+    relations: list[Relation]
+    reach: dict[str, Reach]
+    propositions: dict[str, Proposition] = field(default_factory=dict)
+
+
+def _graph_retrieve(
+    question: str,
+    depth: int,
+    mode: Mode,
+    store: GraphStore,
+    index: SearchIndex,
+    params: RetrievalParams,
+    timer: _Timer,
+) -> tuple[list[RetrievedChunk], list[str]]:
+    spans = name_spans(question)
+    with timer("embed"):
+        vectors = index.embed_query([question, *spans])
+    qvec = vectors[0]
+    with timer("1_propositions"):
+        hybrid = hybrid_proposition_scores(question, qvec, index, params.dense_weight)
+        top_props = _top_propositions(store, index, hybrid, params.top_propositions)
+    with timer("2_question_entities"):
+        question_seeds = link_question_entities(question, vectors, spans, index, params)
+    with timer("3_subgraph"):
+        anchors = question_seeds or proposition_seeds(top_props, params.proposition_seed_weight)
+        expansion = expand(store, anchors, top_props, params)
+    with timer("4_propositions_in_graph"):
+        collect_propositions(store, expansion, top_props, params.max_entities)
+        prop_scores = score_propositions(expansion, hybrid, index.position("propositions"), params)
+    with timer("5_chunks"):
+        chunk_dense = _minmax(index.dense_scores("chunks", qvec))
+        chunk_position = index.position("chunks")
+        if mode == "graph":
+            chunk_scores = aggregate_to_chunks(expansion.propositions, prop_scores, params.sum_bonus)
+            for cid in chunk_scores:
+                i = chunk_position.get(cid)
+                if i is not None:
+                    chunk_scores[cid] += params.chunk_weight * float(chunk_dense[i])
+        else:
+            chunk_scores, prop_scores = ppr_chunk_scores(
+                expansion, anchors, top_props, chunk_dense, chunk_position, params
+            )
+        ranked = rank_chunks(chunk_scores, expansion if mode == "graph" else None)[:depth]
+        chunks = _evidence_chunks(store, ranked, expansion, prop_scores, params.evidence_per_chunk)
+    names = [expansion.entities[s].name if s in expansion.entities else s for s in question_seeds]
+    return chunks, names
+
+
+def hybrid_proposition_scores(
+    question: str, qvec: np.ndarray, index: SearchIndex, dense_weight: float
+) -> np.ndarray:
+    """Stage 1: per proposition (index row order), dense_weight * min-max(cosine) + the rest * BM25/max."""
+    dense = _minmax(index.dense_scores("propositions", qvec))
+    bm25 = index.bm25_scores("propositions", question)
+    top = float(bm25.max()) if bm25.size else 0.0
+    lexical = np.clip(bm25 / top, 0.0, None) if top > 0 else np.zeros_like(dense)
+    return dense_weight * dense + (1.0 - dense_weight) * lexical
+
+
+def _top_propositions(
+    store: GraphStore, index: SearchIndex, hybrid: np.ndarray, m: int
+) -> list[tuple[Proposition, float]]:
+    ids = index.ids("propositions")
+    found = []
+    for i in top_k(hybrid, m):
+        # The index may lag behind the store: skip what the store no longer has.
+        prop = store.get_proposition(ids[i])
+        if prop is not None:
+            found.append((prop, float(hybrid[i])))
+    return found
+
+
+_NAME_TOKEN = re.compile(r"[\w][\w'’.&-]*", re.UNICODE)
+_CONNECTORS = frozenset({"of", "the", "de", "and", "for", "in", "von", "van", "da", "du", "la", "le", "del"})
+_QUOTED = re.compile(r"[\"“”«»]([^\"“”«»]{2,80})[\"“”«»]")
+
+
+def name_spans(question: str) -> list[str]:
+    """Spans of `question` that look like names: runs of capitalized words or numbers (allowing "of",
+    "the"... inside) and quoted text; a leading question word or stopword is not part of a name."""
+    spans: list[str] = [m.group(1).strip() for m in _QUOTED.finditer(question)]
+    run: list[str] = []
+
+    def close() -> None:
+        while run and run[-1].casefold() in _CONNECTORS:
+            run.pop()
+        while run and run[0].casefold() in STOPWORDS:
+            run.pop(0)
+        if run:
+            spans.append(" ".join(run))
+        run.clear()
+
+    for token in _NAME_TOKEN.findall(question):
+        word = token.rstrip(".'’")
+        if word[:1].isdigit() and run and run[-1] in _CONNECTORS:
+            close()  # "Rings in 1954": a year after a connector is its own span, not part of the name
+            run.append(word)
+        elif word[:1].isupper() or word[:1].isdigit() or (run and word in _CONNECTORS):
+            run.append(word)
+        else:
+            close()
+    close()
+    return list(dict.fromkeys(s for s in spans if s))
+
+
+def link_question_entities(
+    question: str, vectors: np.ndarray, spans: list[str], index: SearchIndex, params: RetrievalParams
+) -> dict[str, Seed]:
+    """Stage 2: exact name matches (weight 1), then the entities most similar to the whole question and to
+    each name span without an exact match, above their similarity floors (weight = similarity)."""
+    exact = index.entities_named_in(question)
+    seeds = {eid: Seed(eid, 1.0) for eid in exact}
+    matched = {normalize_name(words) for words in exact.values()}
+    queries = [(params.question_entity_min_similarity, vectors[0])]
+    queries += [
+        (params.span_entity_min_similarity, vector)
+        for span, vector in zip(spans, vectors[1:], strict=True)
+        if normalize_name(span) not in matched
+    ]
+    for floor, vector in queries:
+        for eid, sim in index.dense_search("entities", vector, params.entities_per_query):
+            if sim >= floor and (eid not in seeds or seeds[eid].weight < sim):
+                seeds[eid] = Seed(eid, sim)
+    return seeds
+
+
+def proposition_seeds(top_props: list[tuple[Proposition, float]], factor: float) -> dict[str, Seed]:
+    """Anchors for a question without linked entities: the entities of the top propositions, weighted by
+    the proposition's score relative to the best one, times `factor`."""
+    seeds: dict[str, Seed] = {}
+    best = max((s for _, s in top_props), default=0.0)
+    if best <= 0:
+        return seeds
+    for prop, score in top_props:
+        weight = factor * score / best
+        for eid in prop.entity_ids:
+            if eid not in seeds or seeds[eid].weight < weight:
+                seeds[eid] = Seed(eid, weight)
+    return seeds
+
+
+def expand(
+    store: GraphStore,
+    anchors: dict[str, Seed],
+    top_props: list[tuple[Proposition, float]],
+    params: RetrievalParams,
+) -> Expansion:
+    """Stage 3: the subgraph within `hops` of the anchors and of the top propositions' entities (PPR walks
+    all of it), and how close each entity within `hops` of the anchors is to them."""
+    starts = list(dict.fromkeys([*anchors, *(e for p, _ in top_props for e in p.entity_ids)]))
+    if not starts:
+        return Expansion({}, [], {})
+    sub = store.subgraph(starts, hops=params.hops)
+    entities = {e.id: e for e in sub.entities}
+    reach = closeness(anchors, sub.relations, params.hops, params.hop_decay)
+    return Expansion(entities, sub.relations, {eid: r for eid, r in reach.items() if eid in entities})
+
+
+def closeness(seeds: dict[str, Seed], relations: list[Relation], hops: int, decay: float) -> dict[str, Reach]:
+    """Best-first walk from all seeds at once: each entity's best `seed weight * decay**steps` within
+    `hops` steps, and the step that achieved it (so the path can be read back)."""
+    adjacency: dict[str, list[tuple[str, Relation]]] = {}
+    for rel in sorted(relations, key=lambda r: r.id):
+        adjacency.setdefault(rel.subject_id, []).append((rel.object_id, rel))
+        adjacency.setdefault(rel.object_id, []).append((rel.subject_id, rel))
+    reach: dict[str, Reach] = {}
+    # Entries: (-closeness, steps, entity, push order, parent, relation): ties pop by fewer steps, then
+    # by id, then first pushed, so parallel relations never get compared.
+    order = itertools.count()
+    heap: list[tuple[float, int, str, int, str | None, Relation | None]] = [
+        (-s.weight, 0, s.entity_id, next(order), None, None) for s in seeds.values() if s.weight > 0
+    ]
+    heapq.heapify(heap)
+    while heap:
+        neg, steps, eid, _, parent, rel = heapq.heappop(heap)
+        if eid in reach:
+            continue
+        reach[eid] = Reach(-neg, parent, rel)
+        if steps == hops:
+            continue
+        for other, edge in adjacency.get(eid, ()):
+            if other not in reach:
+                heapq.heappush(heap, (neg * decay, steps + 1, other, next(order), eid, edge))
+    return reach
+
+
+def collect_propositions(
+    store: GraphStore, expansion: Expansion, top_props: list[tuple[Proposition, float]], max_entities: int
+) -> None:
+    """Stage 4a: the propositions of the `max_entities` entities closest to the anchors, plus the top
+    propositions (which keep the retriever useful when the graph around the question is thin)."""
+    closest = sorted(expansion.reach.items(), key=lambda kv: (-kv[1].closeness, kv[0]))[:max_entities]
+    props = expansion.propositions
+    for eid, _ in closest:
+        for prop in store.propositions_of_entity(eid):
+            props.setdefault(prop.id, prop)
+    for prop, _ in top_props:
+        props.setdefault(prop.id, prop)
+
+
+def _nearness(expansion: Expansion, prop: Proposition) -> float:
+    """The closeness to the anchors of the proposition's closest entity (0 when none is reached)."""
+    return max((expansion.reach[e].closeness for e in prop.entity_ids if e in expansion.reach), default=0.0)
+
+
+def score_propositions(
+    expansion: Expansion, hybrid: np.ndarray, position: dict[str, int], params: RetrievalParams
+) -> dict[str, float]:
+    """Stage 4b: hybrid score + graph_weight * closeness to the anchors."""
+    scores = {}
+    for pid, prop in expansion.propositions.items():
+        i = position.get(pid)
+        lexical = float(hybrid[i]) if i is not None else 0.0
+        scores[pid] = lexical + params.graph_weight * _nearness(expansion, prop)
+    return scores
+
+
+def aggregate_to_chunks(
+    propositions: dict[str, Proposition], scores: dict[str, float], sum_bonus: float
+) -> dict[str, float]:
+    """Stage 5a: a chunk scores its best proposition plus `sum_bonus` times the sum of its others."""
+    per_chunk: dict[str, list[float]] = {}
+    for pid, score in scores.items():
+        per_chunk.setdefault(propositions[pid].chunk_id, []).append(score)
+    return {cid: max(s) + sum_bonus * (sum(s) - max(s)) for cid, s in per_chunk.items()}
+
+
+def rank_chunks(chunk_scores: dict[str, float], expansion: Expansion | None) -> list[tuple[str, float]]:
+    """Stage 5b: by score; given the expansion, chunks with a proposition within reach of the anchors
+    come first (the graph retriever's "keep"), then the chunks only the top propositions brought."""
+    reached = (
+        {p.chunk_id for p in expansion.propositions.values() if _nearness(expansion, p) > 0}
+        if expansion is not None
+        else set(chunk_scores)
+    )
+    return sorted(chunk_scores.items(), key=lambda kv: (kv[0] not in reached, -kv[1], kv[0]))
+
+
+def ppr_chunk_scores(
+    expansion: Expansion,
+    anchors: dict[str, Seed],
+    top_props: list[tuple[Proposition, float]],
+    chunk_dense: np.ndarray,
+    chunk_position: dict[str, int],
+    params: RetrievalParams,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Personalized PageRank over entities, candidate propositions and their chunks. Reset mass, by
+    group: the anchors 1 (shared by their weights), the top propositions `proposition_seed_weight` (shared
+    by hybrid score), the chunks `chunk_weight` (shared by dense score). Returns chunk scores (own mass +
+    its propositions') and the propositions' mass."""
+    graph = nx.Graph()
+    for rel in expansion.relations:
+        old = graph.get_edge_data(rel.subject_id, rel.object_id, default={"weight": 0.0})["weight"]
+        graph.add_edge(rel.subject_id, rel.object_id, weight=old + 1.0)
+    for pid, prop in expansion.propositions.items():
+        graph.add_edge(pid, prop.chunk_id, weight=1.0)
+        for eid in prop.entity_ids:
+            graph.add_edge(pid, eid, weight=1.0)
+    chunk_ids = {p.chunk_id for p in expansion.propositions.values()}
+    groups = (
+        (1.0, {s.entity_id: s.weight for s in anchors.values() if s.entity_id in graph}),
+        (params.proposition_seed_weight, {p.id: score for p, score in top_props}),
+        (
+            params.chunk_weight,
+            {c: float(chunk_dense[chunk_position[c]]) for c in chunk_ids if c in chunk_position},
+        ),
+    )
+    reset: dict[str, float] = {}
+    for share, weights in groups:
+        total = sum(w for w in weights.values() if w > 0)
+        for node, w in weights.items():
+            if w > 0 and share > 0:
+                reset[node] = reset.get(node, 0.0) + share * w / total
+    if not reset:
+        return {}, {}
+    mass = nx.pagerank(graph, alpha=params.damping, personalization=reset, weight="weight")
+    prop_mass = {pid: mass.get(pid, 0.0) for pid in expansion.propositions}
+    chunk_scores = {cid: mass.get(cid, 0.0) for cid in chunk_ids}
+    for pid, prop in expansion.propositions.items():
+        chunk_scores[prop.chunk_id] += prop_mass[pid]
+    return chunk_scores, prop_mass
+
+
+def render_path(expansion: Expansion, entity_id: str) -> str | None:
+    """The relations from a seed to `entity_id`, e.g. "Xanadu Nights -[directed by]-> Yorick Bellamy";
+    None when the entity is a seed itself."""
+    steps: list[Relation] = []
+    node = entity_id
+    while (r := expansion.reach.get(node)) is not None and r.parent is not None and r.relation is not None:
+        steps.append(r.relation)
+        node = r.parent
+    if not steps:
+        return None
+    parts = [_name(expansion, node)]
+    for rel in reversed(steps):
+        forward = rel.subject_id == node
+        node = rel.object_id if forward else rel.subject_id
+        arrow = f" -[{rel.predicate}]-> " if forward else f" <-[{rel.predicate}]- "
+        parts.append(arrow + _name(expansion, node))
+    return "".join(parts)
+
+
+def _name(expansion: Expansion, entity_id: str) -> str:
+    entity = expansion.entities.get(entity_id)
+    return entity.name if entity is not None else entity_id
+
+
+def _evidence_chunks(
+    store: GraphStore,
+    ranked: list[tuple[str, float]],
+    expansion: Expansion,
+    prop_scores: dict[str, float],
+    per_chunk: int,
+) -> list[RetrievedChunk]:
+    by_chunk: dict[str, list[Proposition]] = {}
+    for pid in sorted(prop_scores, key=lambda p: (-prop_scores[p], p)):
+        prop = expansion.propositions[pid]
+        by_chunk.setdefault(prop.chunk_id, []).append(prop)
+    chunks = []
+    for cid, score in ranked:
+        chunk = store.get_chunk(cid)
+        if chunk is None:
+            continue
+        props = by_chunk.get(cid, [])[:per_chunk]
+        paths: list[str] = []
+        for prop in props:
+            near = [e for e in prop.entity_ids if e in expansion.reach]
+            for eid in sorted(near, key=lambda e: (-expansion.reach[e].closeness, e))[:1]:
+                path = render_path(expansion, eid)
+                if path is not None and path not in paths:
+                    paths.append(path)
+        chunks.append(
+            RetrievedChunk(
+                chunk_id=cid,
+                document_id=chunk.document_id,
+                score=score,
+                text=chunk.text,
+                propositions=[p.text for p in props],
+                paths=paths,
+            )
+        )
+    return chunks
+
+
+def _plain_chunks(store: GraphStore, hits: list[tuple[str, float]]) -> list[RetrievedChunk]:
+    chunks = []
+    for cid, score in hits:
+        chunk = store.get_chunk(cid)
+        if chunk is not None:
+            chunks.append(
+                RetrievedChunk(chunk_id=cid, document_id=chunk.document_id, score=score, text=chunk.text)
+            )
+    return chunks
+
+
+def _minmax(scores: np.ndarray) -> np.ndarray:
+    """Scores rescaled to [0, 1]; all-equal scores become 0 (they rank nothing)."""
+    if scores.size == 0:
+        return np.zeros(0, dtype=np.float64)
+    low, high = float(scores.min()), float(scores.max())
+    if not math.isfinite(high - low) or high - low <= 0:
+        return np.zeros(scores.shape, dtype=np.float64)
+    return (scores.astype(np.float64) - low) / (high - low)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[stage] = round(self.ms.get(stage, 0.0) + (time.perf_counter() - start) * 1000, 3)

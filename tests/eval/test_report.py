@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eval.report import (
+    END_MARKER,
+    START_MARKER,
+    ReportError,
+    _pareto,
+    build_report,
+    load_results,
+)
+from eval.runner import Cost, DatasetInfo, EvalConfig, EvalResult, ModeSummary, StageCost
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def result(kind: str, date: str, aggregates: dict[str, dict[str, float]], extractor: str = "none",
+           latency: float | None = None, build: int = 0) -> EvalResult:
+    return EvalResult(
+        kind=kind,  # type: ignore[arg-type]
+        dataset=DatasetInfo(name="musique", questions=51, passages=1839),
+        config=EvalConfig(modes=list(aggregates), extractor=extractor, embedding_model="all-MiniLM-L6-v2"),
+        versions={"python": "3.11"},
+        rows=[],
+        aggregates={
+            mode: ModeSummary(n=51, metrics=metrics, latency_ms_p50=latency)
+            for mode, metrics in aggregates.items()
+        },
+        cost=Cost.of({"build/quadruples": StageCost(calls=3, prompt_tokens=build)}, 1.0, 1.0),
+        date=date,
+    )
+
+
+def write(folder: Path, name: str, value: EvalResult) -> None:
+    (folder / name).write_text(value.model_dump_json())
+
+
+@pytest.fixture
+def results_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "results"
+    folder.mkdir()
+    write(folder, "retrieval-old.json", result(
+        "retrieval", "2025-01-01T00:00:00+00:00", {"bm25": {"recall@2": 0.25, "recall@5": 0.5}}, latency=1.0
+    ))
+    write(folder, "retrieval-new.json", result(
+        "retrieval", "2025-02-01T00:00:00+00:00",
+        {"bm25": {"recall@2": 0.5, "recall@5": 0.75}, "dense": {"recall@2": 0.6, "recall@5": 0.8}},
+        latency=20.0,
+    ))
+    write(folder, "retrieval-graph.json", result(
+        "retrieval", "2025-02-02T00:00:00+00:00", {"graph": {"recall@2": 0.7, "recall@5": 0.9}},
+        extractor="multistep", latency=2500.0, build=90_000,
+    ))
+    write(folder, "qa.json", result(
+        "qa", "2025-02-03T00:00:00+00:00",
+        {"bm25/single": {"em": 0.2, "f1": 0.4, "tokens_per_question": 300.0},
+         "graph/iterative": {"em": 0.4, "f1": 0.6, "tokens_per_question": 1200.0}},
+        extractor="multistep", latency=4000.0,
+    ))
+    write(folder, "kg.json", result(
+        "kg", "2025-02-04T00:00:00+00:00", {"supporting": {"coverage": 0.45}, "global": {"coverage": 0.6}},
+        extractor="multistep",
+    ))
+    (folder / "store_bench.json").write_text(json.dumps({"benchmark": "store"}))
+    return folder
+
+
+def test_table_keeps_the_latest_run_per_mode(results_dir: Path) -> None:
+    report = build_report(results_dir)
+    modes = [(r.kind, r.mode, r.extractor) for r in report.rows]
+    assert modes == [
+        ("retrieval", "bm25", "none"), ("retrieval", "dense", "none"), ("retrieval", "graph", "multistep"),
+        ("qa", "bm25/single", "multistep"), ("qa", "graph/iterative", "multistep"),
+        ("kg", "global", "multistep"), ("kg", "supporting", "multistep"),
+    ]
+    lines = report.table.splitlines()
+    assert lines[0].startswith("| dataset | kind | mode |") and len(lines) == 2 + 7
+    assert ("| musique (51 q) | retrieval | bm25 | none | 51 | 0.500 | 0.750 | – | – | – | 0 | 0 "
+            "| 20.0 ms |") in lines
+    assert ("| musique (51 q) | retrieval | graph | multistep | 51 | 0.700 | 0.900 | – | – | – | 0 "
+            "| 90,000 | 2.5 s |") in lines
+    assert any("| qa | graph/iterative |" in line and "| 0.400 | 0.600 |" in line and "| 1,200 |" in line
+               for line in lines)
+    assert any("| kg | supporting |" in line and "| 0.450 |" in line for line in lines)
+    assert report.notes == ["skipped store_bench.json: not an evaluation result file"]
+
+
+def test_plots_are_pngs_and_report_md_links_them(results_dir: Path) -> None:
+    report = build_report(results_dir)
+    assert [p.name for p in report.plots] == ["frontier.png", "recall_at_5.png"]
+    for plot in report.plots:
+        assert plot.read_bytes().startswith(PNG_MAGIC) and plot.stat().st_size > 5000
+    markdown = (results_dir / "report.md").read_text()
+    assert report.table in markdown
+    assert "![frontier](frontier.png)" in markdown and "![recall_at_5](recall_at_5.png)" in markdown
+
+
+def test_retrieval_only_results_draw_no_frontier(tmp_path: Path) -> None:
+    write(tmp_path, "r.json", result("retrieval", "2025-01-01T00:00:00+00:00", {"bm25": {"recall@5": 0.5}}))
+    report = build_report(tmp_path)
+    assert [p.name for p in report.plots] == ["recall_at_5.png"]
+    assert not (tmp_path / "frontier.png").exists()
+    assert "no QA results: frontier.png not drawn" in report.notes
+
+
+def test_readme_block_between_markers_is_replaced(results_dir: Path, tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    before, after = "# Project\n\nIntro.\n\n", "\n\n## Licence\nApache-2.0\n"
+    readme.write_text(f"{before}{START_MARKER}\nold numbers\n{END_MARKER}{after}")
+    report = build_report(results_dir, readme=readme)
+    text = readme.read_text()
+    assert report.readme_updated
+    assert text.startswith(before + START_MARKER) and text.endswith(END_MARKER + after)
+    assert "old numbers" not in text and report.table in text
+    assert "![frontier](results/frontier.png)" in text  # relative to the README
+    build_report(results_dir, readme=readme)
+    assert readme.read_text() == text
+
+
+def test_readme_without_markers_is_left_alone(results_dir: Path, tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# Project\n")
+    report = build_report(results_dir, readme=readme)
+    assert not report.readme_updated and readme.read_text() == "# Project\n"
+    assert any("has no <!-- eval-report:start -->" in note for note in report.notes)
+    missing = tmp_path / "NOPE.md"
+    report = build_report(results_dir, readme=missing)
+    assert not missing.exists() and any("does not exist (not created)" in n for n in report.notes)
+
+
+def test_empty_and_missing_results_folders(tmp_path: Path) -> None:
+    report = build_report(tmp_path)
+    assert report.rows == [] and report.plots == [] and "no evaluation results" in report.notes[0]
+    with pytest.raises(ReportError, match="does not exist"):
+        load_results(tmp_path / "missing")
+
+
+def test_pareto_frontier() -> None:
+    points = [(300.0, 0.5), (100.0, 0.3), (200.0, 0.2), (100.0, 0.1), (400.0, 0.5)]
+    assert _pareto(points) == [(100.0, 0.3), (300.0, 0.5)]

@@ -1,0 +1,80 @@
+"""A scripted fake ChatBackend for unit tests of parsing and control flow (never of model quality).
+
+    fake = ScriptedChatModel(['{"entities": []}', ChatResult(text="...", finish_reason="length")])
+    fake = ScriptedChatModel(lambda call: '{"text": "..."}' if call.stage == "decontextualize" else ...)
+
+Every call is recorded in `fake.calls`. `ScriptedChatModel` has the plain ChatBackend signature;
+`StagedScriptedChatModel` also takes `prompt_version` and `stage`, like CachedBackend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from synthkg.llm.base import ChatResult, Message
+
+Reply = str | ChatResult
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    messages: list[Message]
+    json_schema: dict[str, Any] | None
+    max_tokens: int | None
+    temperature: float | None
+    prompt_version: str | None = None  # only a StagedScriptedChatModel receives these
+    stage: str | None = None
+
+    @property
+    def last_user(self) -> str:
+        return next(m["content"] for m in reversed(self.messages) if m["role"] == "user")
+
+
+class ScriptedChatModel:
+    """Answers from a list (in order; running out fails the test) or from a function of the call."""
+
+    name = "scripted"
+    model = "fake"
+
+    def __init__(self, responses: Sequence[Reply] | Callable[[RecordedCall], Reply]) -> None:
+        self._respond = responses if callable(responses) else None
+        self._script = list(responses) if not callable(responses) else []
+        self.calls: list[RecordedCall] = []
+
+    def chat(
+        self,
+        messages: list[Message],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> ChatResult:
+        return self._answer(RecordedCall(list(messages), json_schema, max_tokens, temperature))
+
+    def _answer(self, call: RecordedCall) -> ChatResult:
+        self.calls.append(call)
+        if self._respond is not None:
+            reply = self._respond(call)
+        elif len(self.calls) <= len(self._script):
+            reply = self._script[len(self.calls) - 1]
+        else:
+            raise AssertionError(f"ScriptedChatModel: call {len(self.calls)} has no scripted answer")
+        if isinstance(reply, ChatResult):
+            return reply
+        return ChatResult(text=reply, prompt_tokens=10, completion_tokens=max(1, len(reply) // 4))
+
+
+class StagedScriptedChatModel(ScriptedChatModel):
+    def chat(  # type: ignore[override]
+        self,
+        messages: list[Message],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        prompt_version: str = "",
+        stage: str = "default",
+    ) -> ChatResult:
+        call = RecordedCall(list(messages), json_schema, max_tokens, temperature, prompt_version, stage)
+        return self._answer(call)

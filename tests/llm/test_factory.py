@@ -1,0 +1,94 @@
+"""make_backend from settings and map_chat's bounded concurrency."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synthkg.config import LLMSettings
+from synthkg.llm.base import ChatResult, LLMError, Message
+from synthkg.llm.cache import CachedBackend
+from synthkg.llm.factory import ChatRequest, make_backend, map_chat
+from synthkg.llm.hf import HFBackend
+from synthkg.llm.llamacpp import LlamaCppBackend
+from synthkg.llm.openai_compat import OpenAICompatBackend
+
+
+def test_make_backend_from_settings(tmp_path: Path) -> None:
+    llama = make_backend(LLMSettings(model="qwen2.5-coder-0.5b", threads=2, max_tokens=99), tmp_path)
+    assert isinstance(llama, LlamaCppBackend)
+    assert (llama.model, llama.threads, llama.max_tokens, llama.repeat_penalty) == (
+        "qwen2.5-coder-0.5b",
+        2,
+        99,
+        1.1,
+    )
+    remote = make_backend(
+        LLMSettings(backend="openai", model="gpt-x", base_url="http://127.0.0.1:1/v1", api_key="k"), tmp_path
+    )
+    assert isinstance(remote, OpenAICompatBackend) and remote.base_url == "http://127.0.0.1:1/v1"
+    hf = make_backend(LLMSettings(backend="hf", model="/models/student"), tmp_path)
+    assert isinstance(hf, HFBackend) and hf.model == "/models/student"
+
+
+def test_local_model_errors_surface_on_first_call(tmp_path: Path) -> None:
+    backend = make_backend(LLMSettings(model=str(tmp_path / "absent.gguf")), tmp_path)
+    with pytest.raises(LLMError, match="model file not found"):
+        backend.chat([{"role": "user", "content": "x"}])
+
+
+class SlowBackend:
+    name = "slow"
+    model = "m"
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def chat(self, messages: list[Message], **kwargs: Any) -> ChatResult:
+        with self._lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        time.sleep(0.05)
+        with self._lock:
+            self.in_flight -= 1
+        if messages[0]["content"] == "bad":
+            raise LLMError("bad request")
+        return ChatResult(text=messages[0]["content"].upper(), completion_tokens=1)
+
+
+def requests(*texts: str) -> list[ChatRequest]:
+    return [ChatRequest(messages=[{"role": "user", "content": t}]) for t in texts]
+
+
+def test_map_chat_keeps_order_and_bounds_concurrency() -> None:
+    backend = SlowBackend()
+    texts = [f"q{i}" for i in range(12)]
+    results = map_chat(backend, requests(*texts), concurrency=3)
+    assert [r.text for r in results if isinstance(r, ChatResult)] == [t.upper() for t in texts]
+    assert backend.peak == 3
+
+
+def test_map_chat_errors() -> None:
+    results = map_chat(SlowBackend(), requests("a", "bad", "c"), concurrency=2, return_exceptions=True)
+    assert isinstance(results[1], LLMError) and [r.text for r in (results[0], results[2])] == ["A", "C"]
+    with pytest.raises(LLMError, match="bad request"):
+        map_chat(SlowBackend(), requests("a", "bad", "c"), concurrency=2)
+
+
+def test_map_chat_passes_options_to_a_cached_backend(tmp_path: Path) -> None:
+    cached = CachedBackend(SlowBackend(), tmp_path)
+    batch = [
+        ChatRequest(
+            messages=[{"role": "user", "content": t}], options={"stage": "answer", "prompt_version": "v3"}
+        )
+        for t in ("a", "b", "a")
+    ]
+    map_chat(cached, batch, concurrency=3)
+    stage = cached.usage.stages()["answer"]
+    assert (stage.calls, stage.cached_calls) == (3, 1)

@@ -1,0 +1,242 @@
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+import pytest
+
+from retrieval.prompts import load_prompt, parse_json_object
+from retrieval.reader import answer
+from retrieval.retrievers import RetrievalResult, RetrievedChunk, make_retriever
+from tests.fakes import RecordedCall, ScriptedChatModel
+from tests.retrieval.conftest import Corpus
+from tests.retrieval.corpus import QUESTION, SUPPORT_A, SUPPORT_B, chunk_id_of
+
+SUB_QUERY = "Where was Yorick Bellamy born?"
+
+
+def passage(n: int, text: str | None = None) -> RetrievedChunk:
+    return RetrievedChunk(
+        chunk_id=f"chunk:{n}", document_id=f"doc:{n}", score=1.0, text=text or f"passage {n}"
+    )
+
+
+class StaticRetriever:
+    """Fixed chunks per query (anything else gets `default`); records the queries."""
+
+    def __init__(
+        self, by_query: dict[str, list[RetrievedChunk]], default: list[RetrievedChunk] | None = None
+    ):
+        self.by_query = by_query
+        self.default = default or []
+        self.queries: list[str] = []
+
+    def __call__(self, query: str, k: int) -> RetrievalResult:
+        self.queries.append(query)
+        return RetrievalResult(
+            question=query, mode="graph", chunks=self.by_query.get(query, self.default)[:k]
+        )
+
+
+def two_step_retriever() -> StaticRetriever:
+    return StaticRetriever(
+        {
+            QUESTION: [passage(1, "Xanadu Nights was directed by Yorick Bellamy."), passage(2)],
+            SUB_QUERY: [passage(2), passage(3, "Yorick Bellamy was born in Lisbon, Portugal.")],
+        }
+    )
+
+
+def by_prompt(final: str, intermediate: str, iterate: list[str]) -> ScriptedChatModel:
+    """A model answering by which prompt it is given; `iterate` replies in turn (the last repeats)."""
+    turns = iter(iterate)
+    last = [iterate[-1]]
+
+    def reply(call: RecordedCall) -> str:
+        system = call.messages[0]["content"]
+        if system == load_prompt("reader_final").system:
+            return final
+        if system == load_prompt("reader_intermediate").system:
+            return intermediate
+        last[0] = next(turns, last[0])
+        return last[0]
+
+    return ScriptedChatModel(reply)
+
+
+def test_sub_query_then_answer() -> None:
+    retriever = two_step_retriever()
+    replies = [
+        json.dumps({"sub_query": SUB_QUERY}),
+        '{"answer": "Lisbon, Portugal", "citations": [3]}',
+        '```json\n{"answer": "Portugal", "citations": [1, 3, 7]}\n```',
+    ]
+    model = ScriptedChatModel(replies)
+    result = answer(QUESTION, retriever, model, max_iterations=5, k=2)
+
+    assert result.answer == "Portugal"
+    assert not result.forced_final
+    # Passage 7 does not exist: dropped. Numbers follow first appearance: 1, 2, then 3 from the sub-query.
+    assert [(c.number, c.chunk_id, c.text) for c in result.citations] == [
+        (1, "chunk:1", "Xanadu Nights was directed by Yorick Bellamy."),
+        (3, "chunk:3", "Yorick Bellamy was born in Lisbon, Portugal."),
+    ]
+    assert retriever.queries == [QUESTION, SUB_QUERY]
+    assert [(s.sub_query, s.intermediate_answer, s.retrieved_chunk_ids) for s in result.trace] == [
+        (None, None, ["chunk:1", "chunk:2"]),
+        (SUB_QUERY, "Lisbon, Portugal", ["chunk:2", "chunk:3"]),
+    ]
+    intermediate_prompt = model.calls[1].last_user
+    assert "[2] passage 2" in intermediate_prompt and "[3] Yorick" in intermediate_prompt
+    assert "[1]" not in intermediate_prompt and f"Question: {SUB_QUERY}" in intermediate_prompt
+    last_prompt = model.calls[2].last_user
+    assert f"- {SUB_QUERY} -> Lisbon, Portugal" in last_prompt and "[3] Yorick" in last_prompt
+    assert result.usage.calls == 3
+    assert result.usage.prompt_tokens == 3 * 10  # the fake reports 10 per call
+    assert result.usage.completion_tokens == sum(len(c) // 4 for c in replies)
+    assert result.prompt_versions == {"reader_iterate": "1", "reader_intermediate": "1"}
+    assert all(call.json_schema is not None and call.max_tokens == 256 for call in model.calls)
+    assert result.seconds >= 0
+
+
+def test_a_model_that_never_answers_gets_a_forced_final_answer() -> None:
+    model = by_prompt(
+        final='{"answer": "Portugal", "citations": [1, 3]}',
+        intermediate='{"answer": "Lisbon", "citations": [1]}',
+        iterate=[json.dumps({"sub_query": f"question {i}?"}) for i in range(10)],
+    )
+    retriever = StaticRetriever({}, default=[passage(3)])
+    result = answer(QUESTION, retriever, model, max_iterations=3)
+
+    assert result.forced_final
+    assert result.answer == "Portugal"
+    # The one chunk retrieved is passage 1; "3" points at nothing and is dropped.
+    assert [(c.number, c.chunk_id) for c in result.citations] == [(1, "chunk:3")]
+    assert result.usage.calls == 3 + 3 + 1  # decisions, intermediate answers, the forced one
+    assert [s.sub_query for s in result.trace] == [None, "question 0?", "question 1?", "question 2?"]
+    assert retriever.queries == [QUESTION, "question 0?", "question 1?", "question 2?"]
+    assert result.prompt_versions["reader_final"] == "1"
+
+
+def test_malformed_replies_are_recorded_and_the_loop_goes_on() -> None:
+    model = ScriptedChatModel(
+        ["I am not sure yet.", '{"answer": ', '{"answer": "Portugal", "citations": ["[1]"]}']
+    )
+    result = answer(QUESTION, two_step_retriever(), model)
+    assert result.answer == "Portugal" and not result.forced_final
+    assert [c.chunk_id for c in result.citations] == ["chunk:1"]
+    assert [s.note for s in result.trace[1:]] == ["unparseable model output", "unparseable model output"]
+    assert result.usage.calls == 3
+
+
+def test_garbage_to_the_end_still_returns_an_answer() -> None:
+    result = answer(
+        QUESTION, two_step_retriever(), ScriptedChatModel(["no idea, sorry\nreally"] * 3), max_iterations=2
+    )
+    assert result.forced_final
+    assert result.answer == "no idea, sorry"  # a plain-text final reply's first line is taken as the answer
+    assert result.citations == []
+    assert result.usage.calls == 3
+    assert any("no parseable answer" in w for w in result.warnings)
+
+
+def test_broken_final_json_falls_back_on_the_last_intermediate_answer() -> None:
+    model = by_prompt(
+        final='{"answer": "Portu',
+        intermediate='{"answer": "Lisbon, Portugal", "citations": [3]}',
+        iterate=[json.dumps({"sub_query": SUB_QUERY}), '{"sub_query": ""}'],
+    )
+    result = answer(QUESTION, two_step_retriever(), model, max_iterations=2)
+    assert result.forced_final and result.answer == "Lisbon, Portugal"
+    assert result.trace[-1].note == "model output had neither an answer nor a sub-query"
+
+
+def test_a_repeated_sub_query_is_not_retrieved_again() -> None:
+    retriever = two_step_retriever()
+    model = ScriptedChatModel(
+        [json.dumps({"sub_query": QUESTION.upper()}), '{"answer": "Portugal", "citations": [1]}']
+    )
+    result = answer(QUESTION, retriever, model)
+    assert retriever.queries == [QUESTION]
+    assert result.trace[1].note == "repeated sub-query, not retrieved"
+    assert result.answer == "Portugal"
+
+
+def test_single_shot_makes_one_call() -> None:
+    retriever = two_step_retriever()
+    model = ScriptedChatModel(['Answer: {"answer": "Yorick Bellamy", "citations": [1, 2]}'])
+    result = answer(QUESTION, retriever, model, mode="single")
+    assert (result.answer, result.mode, result.forced_final) == ("Yorick Bellamy", "single", False)
+    assert [c.chunk_id for c in result.citations] == ["chunk:1", "chunk:2"]
+    assert result.usage.calls == 1 and retriever.queries == [QUESTION]
+    assert model.calls[0].messages[0]["content"] == load_prompt("reader_single").system
+    assert result.prompt_versions == {"reader_single": "1"}
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t"])
+def test_empty_question_is_a_clear_error(question: str) -> None:
+    with pytest.raises(ValueError, match="question is empty"):
+        answer(question, two_step_retriever(), ScriptedChatModel(["{}"]))
+
+
+def test_bad_settings_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="unknown reader mode 'loop'"):
+        answer(QUESTION, two_step_retriever(), ScriptedChatModel(["{}"]), mode="loop")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_iterations must be >= 1"):
+        answer(QUESTION, two_step_retriever(), ScriptedChatModel(["{}"]), max_iterations=0)
+
+
+def test_long_question_is_truncated_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    question = "Which country " + "really " * 200 + "?"
+    retriever = StaticRetriever({}, default=[passage(1)])
+    with caplog.at_level(logging.WARNING, logger="retrieval.reader"):
+        result = answer(
+            question, retriever, ScriptedChatModel(['{"answer": "x"}']), mode="single", context_tokens=200
+        )
+    limit = int(200 * 4 * 0.75 * 0.25)
+    assert len(retriever.queries[0]) == limit
+    assert "truncated" in caplog.text and any("truncated" in w for w in result.warnings)
+    assert result.question == question.strip()
+
+
+def test_passages_are_cut_to_the_context_budget() -> None:
+    retriever = StaticRetriever({}, default=[passage(n, "word " * 2000) for n in range(1, 11)])
+    model = ScriptedChatModel(['{"answer": "x", "citations": [10]}'])
+    result = answer(QUESTION, retriever, model, mode="single", k=10, context_tokens=1024)
+    prompt = "".join(m["content"] for m in model.calls[0].messages)
+    assert len(prompt) < 1024 * 4
+    assert "[10] word" in prompt and prompt.count("...") == 10
+    assert [c.number for c in result.citations] == [10]
+
+
+def test_json_parsing_is_lenient() -> None:
+    assert parse_json_object('Sure.\n```json\n{"answer": "x"}\n```') == {"answer": "x"}
+    assert parse_json_object('{"bad": } then {"answer": {"nested": 1}}') == {"answer": {"nested": 1}}
+    assert parse_json_object("[1, 2]") is None
+    assert parse_json_object("no json here") is None
+
+
+@pytest.mark.slow
+def test_end_to_end_citations_point_at_the_supporting_chunks(two_hop: Corpus) -> None:
+    def cite_support(call: RecordedCall) -> str:
+        text = call.last_user
+        numbers = [
+            int(m.group(1))
+            for needle in ("directed by Yorick Bellamy", "born in Lisbon, Portugal")
+            if (m := re.search(r"\[(\d+)\] [^\n]*" + re.escape(needle), text))
+        ]
+        return json.dumps({"answer": "Portugal", "citations": numbers})
+
+    retriever = make_retriever(two_hop.store, two_hop.index, mode="graph")
+    result = answer(QUESTION, retriever, ScriptedChatModel(cite_support), k=5)
+    assert result.answer == "Portugal"
+    assert [c.chunk_id for c in result.citations] == [
+        chunk_id_of(two_hop.batch, SUPPORT_A),
+        chunk_id_of(two_hop.batch, SUPPORT_B),
+    ]
+    for citation in result.citations:
+        stored = two_hop.store.get_chunk(citation.chunk_id)
+        assert (
+            stored is not None and stored.document_id == citation.document_id and stored.text == citation.text
+        )

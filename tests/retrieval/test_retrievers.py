@@ -1,0 +1,228 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from retrieval.indexes import SearchIndex
+from retrieval.rerank import llm_reranker
+from retrieval.retrievers import (
+    MODES,
+    Expansion,
+    RetrievalParams,
+    RetrievedChunk,
+    Seed,
+    closeness,
+    make_retriever,
+    name_spans,
+    render_path,
+    retrieve,
+)
+from synthkg.model import Entity, Relation
+from synthkg.store.embedded import EmbeddedStore
+from tests.fakes import ScriptedChatModel
+from tests.retrieval.conftest import Corpus
+from tests.retrieval.corpus import QUESTION, SUPPORT_A, SUPPORT_B, build_batch, chunk_id_of
+from tests.retrieval.helpers import HashingEmbedder
+
+
+def ranks(corpus: Corpus, question: str, mode: str, k: int = 10) -> dict[str, int]:
+    """1-based rank of each returned chunk, keyed by its document title."""
+    titles = {
+        c.id: d.title for d in corpus.batch.documents for c in corpus.batch.chunks if c.document_id == d.id
+    }
+    result = retrieve(question, k, mode, store=corpus.store, index=corpus.index)  # type: ignore[arg-type]
+    return {titles[c.chunk_id]: i for i, c in enumerate(result.chunks, 1)}
+
+
+# --- the 2-hop question with the real embedder --------------------------------------------------------
+@pytest.mark.slow
+def test_two_hop_question_graph_modes_find_both_passages_baselines_do_not(two_hop: Corpus) -> None:
+    found = {mode: ranks(two_hop, QUESTION, mode) for mode in MODES}
+
+    # Baselines: the first hop is easy, the bridge passage shares no word with the question.
+    assert found["bm25"][SUPPORT_A] <= 5
+    assert SUPPORT_B not in found["bm25"]  # no term overlap at all: BM25 scores it 0
+    assert found["dense"][SUPPORT_A] == 1
+    assert found["dense"][SUPPORT_B] > 5
+    # The graph reaches the director's passage through "Xanadu Nights -[directed by]-> Yorick Bellamy".
+    assert (found["graph"][SUPPORT_A], found["graph"][SUPPORT_B]) == (1, 2)
+    assert found["ppr"][SUPPORT_A] == 1
+    assert found["ppr"][SUPPORT_B] <= 3
+
+
+@pytest.mark.slow
+def test_graph_result_carries_evidence_and_timings(two_hop: Corpus) -> None:
+    result = retrieve(QUESTION, 5, "graph", store=two_hop.store, index=two_hop.index)
+    assert result.question_entities == ["Xanadu Nights"]
+    bridge = next(c for c in result.chunks if c.chunk_id == chunk_id_of(two_hop.batch, SUPPORT_B))
+    assert bridge.paths == ["Xanadu Nights -[directed by]-> Yorick Bellamy"]
+    assert bridge.propositions and all(p.startswith("Yorick Bellamy") for p in bridge.propositions)
+    assert bridge.document_id == next(d.id for d in two_hop.batch.documents if d.title == SUPPORT_B)
+    assert "Lisbon, Portugal" in bridge.text
+    assert set(result.timings_ms) >= {
+        "embed",
+        "1_propositions",
+        "2_question_entities",
+        "3_subgraph",
+        "4_propositions_in_graph",
+        "5_chunks",
+        "total",
+    }
+    scores = [c.score for c in result.chunks]
+    assert len(result.chunks) == 5 and all(s > 0 for s in scores)
+
+
+@pytest.mark.slow
+def test_question_without_entity_names_is_anchored_on_top_propositions(two_hop: Corpus) -> None:
+    question = "Who directed a film about a lighthouse keeper?"
+    for mode in ("graph", "ppr"):
+        result = retrieve(question, 3, mode, store=two_hop.store, index=two_hop.index)
+        assert result.question_entities == []
+        assert result.chunks[0].chunk_id == chunk_id_of(two_hop.batch, SUPPORT_A)
+
+
+@pytest.mark.slow
+def test_deleted_document_leaves_results_after_index_update(two_hop: Corpus) -> None:
+    gone = chunk_id_of(two_hop.batch, SUPPORT_A)
+    before = ranks(two_hop, QUESTION, "dense")
+    two_hop.store.delete_document(next(d.id for d in two_hop.batch.documents if d.title == SUPPORT_A))
+    stats = two_hop.index.update(two_hop.store)
+    assert stats.removed["chunks"] == 1 and stats.removed["propositions"] == 3
+    for mode in MODES:
+        result = retrieve(QUESTION, 10, mode, store=two_hop.store, index=two_hop.index)
+        assert gone not in result.chunk_ids, mode
+    assert SUPPORT_A in before
+
+
+# --- fast tests with the hashing embedder -------------------------------------------------------------
+@pytest.fixture
+def hashed(tmp_path: Path) -> Iterator[Corpus]:
+    batch = build_batch()
+    store = EmbeddedStore(tmp_path / "store")
+    try:
+        store.write(batch)
+        index = SearchIndex.open(tmp_path / "index", HashingEmbedder())
+        index.update(store)
+        yield Corpus(store, index, batch)
+    finally:
+        store.close()
+
+
+def test_every_mode_on_an_empty_store_returns_nothing(tmp_path: Path) -> None:
+    with EmbeddedStore(tmp_path / "store") as store:
+        index = SearchIndex.open(tmp_path / "index", HashingEmbedder())
+        index.update(store)
+        for mode in MODES:
+            result = retrieve("Who directed Xanadu Nights?", 5, mode, store=store, index=index)
+            assert result.chunks == [] and result.mode == mode
+
+
+@pytest.mark.parametrize(
+    ("question", "k", "mode", "message"),
+    [
+        ("", 5, "graph", "question is empty"),
+        ("   \n", 5, "graph", "question is empty"),
+        ("q?", 0, "graph", "k must be >= 1"),
+        ("q?", 5, "magic", "unknown retrieval mode 'magic'"),
+    ],
+)
+def test_invalid_arguments_are_clear_errors(
+    hashed: Corpus, question: str, k: int, mode: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        retrieve(question, k, mode, store=hashed.store, index=hashed.index)  # type: ignore[arg-type]
+
+
+def test_stale_index_skips_chunks_the_store_no_longer_has(hashed: Corpus) -> None:
+    gone = chunk_id_of(hashed.batch, SUPPORT_A)
+    hashed.store.delete_document(next(d.id for d in hashed.batch.documents if d.title == SUPPORT_A))
+    for mode in MODES:  # the index was not updated
+        result = retrieve("Xanadu Nights film director", 10, mode, store=hashed.store, index=hashed.index)
+        assert result.chunks and gone not in result.chunk_ids, mode
+
+
+def test_exact_entity_match_prefers_the_longest_name(hashed: Corpus) -> None:
+    found = hashed.index.entities_named_in("Was Xanadu Nights shot where Xanadu was?")
+    names = {hashed.store.get_entity(eid).name: words for eid, words in found.items()}  # type: ignore[union-attr]
+    assert names == {"Xanadu Nights": "Xanadu Nights", "Xanadu": "Xanadu"}
+    xanadu_nights = next(e.id for e in hashed.batch.entities if e.name == "Xanadu Nights")
+    assert hashed.index.entities_named_in("Who directed the film Xanadu Nights?") == {
+        xanadu_nights: "Xanadu Nights?"
+    }
+
+
+def test_name_spans_find_capitalized_and_quoted_names() -> None:
+    assert name_spans(QUESTION) == ["Xanadu Nights"]
+    assert name_spans('Who wrote "The Lord of the Rings" in 1954?') == [
+        "The Lord of the Rings",
+        "Lord of the Rings",
+        "1954",
+    ]
+    assert name_spans("When was the University of Oxford founded?") == ["University of Oxford"]
+    assert name_spans("what is the tallest mountain") == []
+
+
+def test_closeness_decays_per_hop_and_paths_read_back() -> None:
+    a, b, c, d = (Entity.create(n) for n in ("Alpha", "Beta", "Gamma", "Delta"))
+    relations = [
+        Relation.create(a.id, "knows", b.id, "prop:1"),
+        Relation.create(a.id, "met", b.id, "prop:4"),  # parallel edges must not break the walk
+        Relation.create(c.id, "employs", b.id, "prop:2"),
+        Relation.create(c.id, "pays", b.id, "prop:5"),
+        Relation.create(c.id, "owns", d.id, "prop:3"),
+    ]
+    reach = closeness({a.id: Seed(a.id, 1.0)}, relations, hops=2, decay=0.5)
+    assert {eid: r.closeness for eid, r in reach.items()} == {a.id: 1.0, b.id: 0.5, c.id: 0.25}
+    expansion = Expansion({e.id: e for e in (a, b, c, d)}, relations, reach)
+
+    # Between parallel relations the walk takes the one with the smallest id: deterministic.
+    def first(x: Entity, y: Entity) -> Relation:
+        return min((r for r in relations if {r.subject_id, r.object_id} == {x.id, y.id}), key=lambda r: r.id)
+
+    ab, bc = first(a, b), first(b, c)
+    assert render_path(expansion, c.id) == f"Alpha -[{ab.predicate}]-> Beta <-[{bc.predicate}]- Gamma"
+    assert render_path(expansion, a.id) is None
+    assert render_path(expansion, d.id) is None  # beyond 2 hops
+
+
+def test_rerank_hook_reorders_candidates_before_the_cut(hashed: Corpus) -> None:
+    plain = retrieve("Xanadu film director", 3, "dense", store=hashed.store, index=hashed.index)
+    reversed_ = retrieve(
+        "Xanadu film director",
+        3,
+        "dense",
+        store=hashed.store,
+        index=hashed.index,
+        params=RetrievalParams(rerank_depth=3),
+        rerank=lambda _q, chunks: chunks[::-1],
+    )
+    assert reversed_.chunk_ids == plain.chunk_ids[::-1]
+    assert "rerank" in reversed_.timings_ms
+
+
+def chunk(n: int) -> RetrievedChunk:
+    return RetrievedChunk(chunk_id=f"chunk:{n}", document_id=f"doc:{n}", score=1.0 / n, text=f"passage {n}")
+
+
+def test_llm_reranker_follows_the_model_and_keeps_the_rest() -> None:
+    chunks = [chunk(n) for n in (1, 2, 3, 4)]
+    model = ScriptedChatModel(['```json\n{"ranking": [3, "1", 9]}\n```'])
+    reordered = llm_reranker(model)("which passage?", chunks)
+    assert [c.chunk_id for c in reordered] == ["chunk:3", "chunk:1", "chunk:2", "chunk:4"]
+    assert "[4] passage 4" in model.calls[0].last_user
+    schema = model.calls[0].json_schema
+    assert schema is not None and "ranking" in schema["properties"]
+
+
+def test_llm_reranker_keeps_the_order_on_garbage() -> None:
+    chunks = [chunk(n) for n in (1, 2)]
+    assert llm_reranker(ScriptedChatModel(["I think passage two"]))("q", chunks) == chunks
+
+
+def test_make_retriever_binds_store_index_and_mode(hashed: Corpus) -> None:
+    retriever = make_retriever(hashed.store, hashed.index, mode="bm25")
+    result = retriever("Xanadu Nights", 2)
+    assert result.mode == "bm25" and len(result.chunks) == 2
+    assert result.chunks[0].chunk_id == chunk_id_of(hashed.batch, SUPPORT_A)
