@@ -14,7 +14,9 @@ from synthkg.ingest import IngestError, IngestOptions, IngestSummary, ingest
 from synthkg.llm.base import LLMError
 from synthkg.model import Entity, GraphBatch, Proposition, Relation
 from synthkg.resolve import EntityResolver, MergeLog
+from synthkg.store.base import GraphStore
 from synthkg.store.embedded import EmbeddedStore
+from synthkg.store.neo4j import Neo4jStore
 from tests.retrieval.helpers import HashingEmbedder
 from tests.rule_llm import POISON, RuleBasedLLM
 
@@ -240,3 +242,39 @@ def test_resolver_embedding_merge_has_guards(tmp_path: Path) -> None:
         assert [(m.name, m.into_name, m.method) for m in merges] == [
             ("Curie Museum Marie", "Marie Curie Museum", "embedding")
         ]
+
+
+def test_same_ingest_on_both_stores(corpus: Path, settings: Settings, graph_store: GraphStore) -> None:
+    """The embedded store and the Bolt server end up with the same graph, and a rerun adds nothing."""
+    if isinstance(graph_store, Neo4jStore):
+        settings = settings.model_copy(update={"store": StoreSettings(backend="neo4j")})
+    options = IngestOptions()
+    summary = ingest(
+        [corpus],
+        settings=settings,
+        store=graph_store,
+        backend=RuleBasedLLM(),
+        embedder=HashingEmbedder(),
+        options=options,
+        progress=False,
+    )
+    assert summary.documents_ingested == 3
+    ref_path = settings.data_dir / "reference-store"
+    reference = run(
+        [corpus], settings.model_copy(update={"store": StoreSettings(path=ref_path)}), RuleBasedLLM()
+    )
+    assert summary.store_totals == reference.store_totals
+    with EmbeddedStore(ref_path, read_only=True) as ref:
+        assert sorted(r.id for r in graph_store.iter_relations()) == sorted(
+            r.id for r in ref.iter_relations()
+        )
+    again = ingest(
+        [corpus],
+        settings=settings,
+        store=graph_store,
+        backend=RuleBasedLLM(),
+        embedder=HashingEmbedder(),
+        options=options,
+        progress=False,
+    )
+    assert again.documents_skipped == 3 and again.store_totals == summary.store_totals
