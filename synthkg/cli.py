@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from eval.cli import eval_app
+from training.cli import app as train_app
 from synthkg.config import Settings, load_settings
 from synthkg.store import StoreError, open_store
 
@@ -27,6 +28,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
+app.add_typer(train_app, name="train")
 
 
 class StoreBackend(StrEnum):
@@ -189,6 +191,173 @@ def ingest(
     typer.echo(summary.render())
     if summary.documents_loaded == 0 and summary.load_errors:
         raise typer.Exit(1)
+
+
+# --- asking the graph: query, retrieve, reindex ------------------------------------------------------
+class RetrievalModeOption(StrEnum):
+    graph = "graph"
+    ppr = "ppr"
+    bm25 = "bm25"
+    dense = "dense"
+
+
+QuestionArg = Annotated[str, typer.Argument(help="The question, in quotes.")]
+ModeOpt = Annotated[
+    RetrievalModeOption,
+    typer.Option("--mode", help="graph: propositions + entity graph (default); ppr: personalized PageRank "
+                 "over the graph; bm25 / dense: plain chunk search baselines."),
+]
+KOpt = Annotated[int, typer.Option("--k", min=1, help="Chunks retrieved per (sub-)query.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+TEXT_PREVIEW_CHARS = 200
+
+
+def _with_llm(settings: Settings, backend: BackendOption | None, model: str | None,
+              base_url: str | None) -> Settings:
+    update = {k: v for k, v in {"backend": backend.value if backend else None, "model": model,
+                                "base_url": base_url}.items() if v is not None}
+    return settings.model_copy(update={"llm": settings.llm.model_copy(update=update)}) if update else settings
+
+
+def _guard(action: Any) -> Any:
+    """Run `action`, turning the errors a user can cause or fix into one line without a traceback."""
+    from retrieval.indexes import SearchIndexError
+    from synthkg.embeddings import EmbeddingError
+    from synthkg.llm.base import LLMError
+
+    try:
+        return action()
+    except (StoreError, SearchIndexError, EmbeddingError, ValueError) as exc:
+        fail(str(exc))
+    except LLMError as exc:
+        fail(f"LLM backend failed: {exc}. Finished calls are cached: rerun the same command to resume.")
+
+
+def _shorten(text: str, limit: int = TEXT_PREVIEW_CHARS) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
+
+
+def _title(store: Any, document_id: str) -> str:
+    document = store.get_document(document_id)
+    return document.title if document is not None and document.title else document_id
+
+
+@app.command()
+def query(
+    ctx: typer.Context,
+    question: QuestionArg,
+    mode: ModeOpt = RetrievalModeOption.graph,
+    iterative: Annotated[
+        bool, typer.Option("--iterative/--single", help="Iterative reader that asks sub-queries (default), "
+                           "or one answer from one retrieval.")
+    ] = True,
+    k: KOpt = 5,
+    max_iterations: Annotated[
+        int, typer.Option(min=1, help="Iterative reader: steps before the answer is forced.")
+    ] = 5,
+    as_json: JsonOpt = False,
+    trace: Annotated[
+        bool, typer.Option("--trace", help="Show the sub-queries, intermediate answers and retrieved chunks.")
+    ] = False,
+    backend: Annotated[
+        BackendOption | None,
+        typer.Option(help="LLM backend: llamacpp (local GGUF, default), openai (compatible endpoint), hf."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model: a local name, a .gguf path, an endpoint's model name, or a "
+                                 "transformers directory.")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint URL (key: $OPENAI_API_KEY).")
+    ] = None,
+) -> None:
+    """Answer a question from the graph, with numbered citations (LLM calls are cached: asking again
+    is free)."""
+    from synthkg.api import KnowledgeGraph
+
+    settings = _with_llm(settings_of(ctx), backend, model, base_url)
+    with KnowledgeGraph(settings) as kg:
+        result = _guard(lambda: kg.query(question, mode=mode.value, k=k, max_iterations=max_iterations,
+                                         reader="iterative" if iterative else "single"))
+        if as_json:
+            typer.echo(result.model_dump_json(indent=2))
+            return
+        typer.echo(f"question: {result.question}")
+        typer.secho(f"answer:   {result.answer or '(no answer)'}", bold=True)
+        for warning in result.warnings:
+            typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW)
+        if result.citations:
+            typer.echo("citations:")
+        else:
+            typer.echo("citations: none (the model cited no passage)")
+        for c in result.citations:
+            typer.echo(f"  [{c.number}] {_title(kg.store, c.document_id)} (chunk {c.chunk_id})")
+            typer.echo(f"      {_shorten(c.text)}")
+        if trace:
+            typer.echo("trace:")
+            for i, step in enumerate(result.trace, 1):
+                head = f"sub-query: {step.sub_query}" if step.sub_query else (step.note or "step")
+                typer.echo(f"  {i}. {head}")
+                if step.sub_query and step.note:
+                    typer.echo(f"     note: {step.note}")
+                if step.intermediate_answer is not None:
+                    typer.echo(f"     intermediate answer: {step.intermediate_answer}")
+                if step.retrieved_chunk_ids:
+                    typer.echo(f"     retrieved: {', '.join(step.retrieved_chunk_ids)}")
+        cached = kg.usage.total().cached_calls
+        usage = result.usage
+        typer.echo(
+            f"llm: {usage.calls} calls ({cached} from the cache), {usage.prompt_tokens} prompt + "
+            f"{usage.completion_tokens} completion tokens spent; {result.seconds:.1f}s"
+            + ("; answer forced after the last step" if result.forced_final else "")
+        )
+
+
+@app.command("retrieve")
+def retrieve_command(
+    ctx: typer.Context,
+    question: QuestionArg,
+    mode: ModeOpt = RetrievalModeOption.graph,
+    k: KOpt = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the chunks retrieved for a question, with the propositions and entity paths that led to
+    them (no LLM)."""
+    from synthkg.api import KnowledgeGraph
+
+    with KnowledgeGraph(settings_of(ctx)) as kg:
+        result = _guard(lambda: kg.retrieve(question, k=k, mode=mode.value))
+        if as_json:
+            typer.echo(result.model_dump_json(indent=2))
+            return
+        if result.question_entities:
+            typer.echo(f"question entities: {', '.join(result.question_entities)}")
+        if not result.chunks:
+            typer.echo("no chunk matched")
+        for rank, chunk in enumerate(result.chunks, 1):
+            typer.secho(f"{rank}. {_title(kg.store, chunk.document_id)} (chunk {chunk.chunk_id}, "
+                        f"score {chunk.score:.3f})", bold=True)
+            typer.echo(f"   {_shorten(chunk.text)}")
+            for prop in chunk.propositions:
+                typer.echo(f"   - {prop}")
+            for path in chunk.paths:
+                typer.echo(f"   path: {path}")
+        typer.echo(f"({result.mode} retrieval, {len(result.chunks)} chunks, "
+                   f"{result.timings_ms.get('total', 0.0):.1f} ms)")
+
+
+@app.command()
+def reindex(ctx: typer.Context) -> None:
+    """Rebuild the search index from the whole store with the configured embedding model (needed after
+    changing [embedding] model)."""
+    from synthkg.api import KnowledgeGraph
+
+    settings = settings_of(ctx)
+    with KnowledgeGraph(settings) as kg:
+        index = _guard(kg.reindex)
+        sizes = ", ".join(f"{index.size(s)} {s}" for s in ("propositions", "entities", "chunks"))
+    typer.echo(f"rebuilt the search index at {index.path} with '{index.embedding_model}': {sizes}")
 
 
 if __name__ == "__main__":

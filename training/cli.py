@@ -115,7 +115,9 @@ def train_command(
     seed: Annotated[
         int, typer.Option(help="Seed of the LoRA initialization and data order.")
     ] = _DEFAULTS.seed,
-    threads: Annotated[int | None, typer.Option(help="CPU threads (default: all available cores).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads (default: $OMP_NUM_THREADS, else all available cores).")
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the last checkpoint in --output.")
     ] = False,
@@ -169,6 +171,8 @@ def train_command(
         result = train(config)
     except TrainingError as exc:
         _fail(str(exc))
+    if result.rank != 0:
+        return  # one report per run, not one per distributed process
     typer.echo(
         f"adapter: {result.adapter_dir} (step {result.global_step}, training loss "
         f"{result.first_loss} -> {result.last_loss}, validation loss {result.eval_loss}, "

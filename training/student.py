@@ -28,7 +28,7 @@ from filelock import FileLock
 
 from synthkg.config import default_cache_dir
 from synthkg.llm.base import LLMError
-from synthkg.llm.local_models import LOCAL_MODELS, default_threads, resolve_model_path
+from synthkg.llm.local_models import LOCAL_MODELS, resolve_model_path
 from synthkg.model import content_hash
 from training.dataset import DEFAULT_USER_TEMPLATE, chat_messages
 from training.errors import TrainingError
@@ -81,7 +81,8 @@ def import_torch(threads: int | None) -> Any:
         raise TrainingError(
             f"training needs torch, transformers and peft: pip install 'synthkg[train]' ({exc})"
         ) from None
-    torch.set_num_threads(threads or default_threads())
+    if threads:  # otherwise torch's default: $OMP_NUM_THREADS, else the cores it may use
+        torch.set_num_threads(threads)
     return torch
 
 
@@ -160,24 +161,30 @@ def load_model(ref: BaseModelRef, cache_dir: Path | None = None, threads: int | 
     return model
 
 
-def adapter_base(adapter_dir: str | Path) -> str | None:
-    """The base model an adapter folder was trained for, as recorded in its adapter_config.json."""
-    config = Path(adapter_dir) / "adapter_config.json"
-    if not config.is_file():
+def adapter_config(adapter_dir: str | Path) -> dict[str, Any]:
+    """The adapter folder's adapter_config.json (peft's LoRA settings and the base it was trained for)."""
+    path = Path(adapter_dir) / "adapter_config.json"
+    if not path.is_file():
         raise TrainingError(f"not a LoRA adapter folder (no adapter_config.json): {adapter_dir}")
     try:
-        return json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise TrainingError(f"unreadable adapter config {config}: {exc}") from None
+        raise TrainingError(f"unreadable adapter config {path}: {exc}") from None
+    if not isinstance(config, dict):
+        raise TrainingError(f"unreadable adapter config {path}: not a JSON object")
+    return config
 
 
-def check_adapter(adapter_dir: str | Path, ref: BaseModelRef) -> None:
-    recorded = adapter_base(adapter_dir)
+def check_adapter(adapter_dir: str | Path, ref: BaseModelRef) -> dict[str, Any]:
+    """The adapter's config, after checking that it was trained for `ref`."""
+    config = adapter_config(adapter_dir)
+    recorded = config.get("base_model_name_or_path")
     if recorded and recorded != ref.identity:
         raise TrainingError(
             f"adapter {adapter_dir} was trained for base model {recorded!r}, not {ref.identity!r}: "
             f"use --base-model {recorded}"
         )
+    return config
 
 
 def load_student(

@@ -16,8 +16,10 @@ Scaling past one machine: the same entry point runs under `accelerate launch` or
 
 The `Trainer` detects the distributed environment and wraps the model in DDP (each process loads the
 model, takes its shard of every batch, and gradients are averaged) with no code change here; the global
-batch is batch_size x grad_accumulation x processes. Only the main process writes the adapter, the card
-and the merged model. On a GPU the Trainer uses it automatically.
+batch is batch_size x grad_accumulation x processes. Only rank 0 writes the adapter, the card and the
+merged model. A GPU is used when present; on CPU-only machines `torchrun --nproc-per-node N` runs DDP over
+gloo (checked here with 2 processes). `<output_dir>` must be a shared filesystem across machines so that
+`resume` finds the checkpoints.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import platform
+import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -77,7 +79,7 @@ class TrainConfig:
     save_steps: int = 50
     save_total_limit: int = 2
     seed: int = 0
-    threads: int | None = None  # CPU threads (default: the cores this process may use)
+    threads: int | None = None  # CPU threads (default: $OMP_NUM_THREADS, else all available cores)
     resume: bool = False  # continue from the last checkpoint in output_dir, if there is one
     merge_adapter: bool = False
 
@@ -126,6 +128,9 @@ class TrainResult:
     seconds_per_step: float | None
     train_seconds: float
     load_seconds: float
+    device: str  # where the main process trained, e.g. "cpu" or "cuda:0"
+    processes: int  # 1, or the number of distributed (DDP) processes
+    rank: int  # this process's index among them; only rank 0 writes files
     log_history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -175,12 +180,32 @@ def _check_output_dir(config: TrainConfig, ref: BaseModelRef) -> Path | None:
             f"{output} already holds a training run ({'checkpoints' if checkpoint else 'an adapter'}): "
             "pass --resume to continue it, or choose another output folder"
         )
-    for adapter in (checkpoint, output if finished else None):
-        if adapter is not None:
-            check_adapter(adapter, ref)
+    if finished:
+        check_adapter(output, ref)
+    if checkpoint is not None:
+        _check_same_lora(config, check_adapter(checkpoint, ref), checkpoint)
     if config.resume and checkpoint is None:
         logger.warning("no checkpoint in %s to resume from: training from the start", output / CHECKPOINTS)
     return checkpoint
+
+
+def _check_same_lora(config: TrainConfig, saved: dict[str, Any], checkpoint: Path) -> None:
+    """Resuming needs the checkpoint's LoRA shape; a mismatch would fail deep inside weight loading."""
+    wanted = {
+        "r": config.lora_r,
+        "lora_alpha": config.lora_alpha,
+        "target_modules": set(config.target_modules),
+    }
+    found = {key: saved.get(key) for key in wanted}
+    if isinstance(found["target_modules"], list):
+        found["target_modules"] = set(found["target_modules"])
+    differ = [f"{key} {found[key]} (asked: {wanted[key]})" for key in wanted if found[key] != wanted[key]]
+    if differ:
+        raise TrainingError(
+            f"cannot resume from {checkpoint}: it was trained with "
+            + ", ".join(differ)
+            + "; resume with its LoRA settings, or train into another output folder"
+        )
 
 
 def _encode_all(
@@ -236,6 +261,7 @@ def _progress_callback(total_steps: int) -> Any:
 
 
 def train(config: TrainConfig) -> TrainResult:
+    """Train (or, with `config.resume`, continue training) a LoRA adapter; see the module docstring."""
     config.check()
     train_examples = read_examples(config.train_files)
     if config.validation_files:
@@ -299,7 +325,10 @@ def train(config: TrainConfig) -> TrainResult:
         report_to="none",
         disable_tqdm=True,  # ProgressLog writes one line per logging step instead
         remove_unused_columns=False,
-        dataloader_pin_memory=torch.cuda.is_available(),
+        # Without an accelerator, say so: then `torchrun` on CPUs gives one DDP group (gloo) instead of
+        # N copies each training alone.
+        use_cpu=not torch.accelerator.is_available(),
+        dataloader_pin_memory=torch.accelerator.is_available(),
     )
     steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * config.grad_accumulation))
     total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
@@ -312,15 +341,16 @@ def train(config: TrainConfig) -> TrainResult:
         processing_class=tokenizer,
         callbacks=[_progress_callback(total_steps)],
     )
-    logger.info(
-        "training %s + LoRA r=%d on %d examples (%d validation), %d steps%s",
-        ref.identity,
-        config.lora_r,
-        len(train_set),
-        len(eval_set),
-        total_steps,
-        f", resuming from {resume_from}" if resume_from else "",
-    )
+    if args.process_index == 0:
+        logger.info(
+            "training %s + LoRA r=%d on %d examples (%d validation), %d steps%s",
+            ref.identity,
+            config.lora_r,
+            len(train_set),
+            len(eval_set),
+            total_steps,
+            f", resuming from {resume_from}" if resume_from else "",
+        )
     # Its dict printouts would duplicate ProgressLog's lines.
     trainer.remove_callback(PrinterCallback)
     start_step = 0
@@ -351,14 +381,23 @@ def train(config: TrainConfig) -> TrainResult:
             seconds_per_step=train_seconds / steps_run if steps_run > 0 else None,
             train_seconds=train_seconds,
             load_seconds=load_seconds,
+            device=str(args.device),
+            processes=args.world_size,
+            rank=args.process_index,
             log_history=list(state.log_history),
         )
-        if trainer.is_world_process_zero():
+        if result.rank == 0:
             model.save_pretrained(output)
             _write_records(config, result)
             if result.merged_dir is not None:
                 save_merged(model, tokenizer, result.merged_dir)
-    logger.info("adapter written to %s (step %d, last loss %s)", output, state.global_step, result.last_loss)
+            elif (output / "merged").is_dir():
+                # Merged from an earlier adapter of this run: it no longer matches the adapter.
+                shutil.rmtree(output / "merged")
+                logger.warning("removed %s: it held the merge of an earlier adapter", output / "merged")
+            logger.info(
+                "adapter written to %s (step %d, last loss %s)", output, state.global_step, result.last_loss
+            )
     return result
 
 
@@ -397,8 +436,15 @@ def _write_records(config: TrainConfig, result: TrainResult) -> None:
         "warmup steps / weight decay": f"{config.warmup_steps} / {config.weight_decay}",
         "seed": config.seed,
     }
+    threads = config.threads or "torch default"
     table = "\n".join(f"| {k} | {v} |" for k, v in hyper.items())
-    card = f"""# Distill-SynthKG student adapter
+    card = f"""---
+library_name: peft
+base_model: {result.base_model}
+tags: [synthkg, distill-synthkg, lora, knowledge-graph-extraction]
+---
+
+# Distill-SynthKG student adapter
 
 A LoRA adapter that turns `{result.base_model}` into a single-call knowledge-graph extractor: given a
 chunk of text it answers with the chunk's graph as compact JSON (`entities`, `quadruples`), trained on
@@ -427,7 +473,7 @@ the outputs of the multi-step SynthKG teacher.
 ## Timings
 - model load and tokenization: {result.load_seconds:.1f} s
 - training: {result.train_seconds:.1f} s, {_fmt(result.seconds_per_step, 2)} s/step
-  ({platform.machine()}, {config.threads or "all available"} threads)
+  (device {result.device} x {result.processes} process(es); CPU threads per process: {threads})
 
 ## Use
 ```python

@@ -23,9 +23,9 @@ def example_files(tmp_path: Path) -> dict[str, Path]:
     return write_dataset(build, tmp_path / "set")
 
 
-def write_adapter(folder: Path, base: str, *, state: bool = False) -> Path:
+def write_adapter(folder: Path, base: str, *, state: bool = False, **lora: object) -> Path:
     folder.mkdir(parents=True)
-    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}))
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base, **lora}))
     if state:
         (folder / "trainer_state.json").write_text(json.dumps({"global_step": 4}))
     return folder
@@ -95,6 +95,13 @@ def test_resuming_a_run_of_another_base_is_refused(example_files: dict[str, Path
     with pytest.raises(
         TrainingError, match=r"checkpoint-4 was trained for base model 'qwen2\.5-coder-0\.5b'"
     ):
+        train(config(example_files, tmp_path, resume=True))
+
+
+def test_resuming_with_other_lora_settings_is_refused(example_files: dict[str, Path], tmp_path: Path) -> None:
+    lora = {"r": 16, "lora_alpha": 16, "target_modules": ["v_proj", "q_proj"]}
+    write_adapter(tmp_path / "run" / "checkpoints" / "checkpoint-4", "smollm2-135m", state=True, **lora)
+    with pytest.raises(TrainingError, match=r"cannot resume from .*checkpoint-4: .*with r 16 \(asked: 8\);"):
         train(config(example_files, tmp_path, resume=True))
 
 
