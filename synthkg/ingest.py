@@ -143,7 +143,7 @@ def make_extractor(name: ExtractorName, backend: ChatBackend) -> Extractor:
         from synthkg.extract.multistep import MultiStepExtractor
 
         return MultiStepExtractor(backend)
-    from synthkg.extract.distilled import DistilledExtractor  # type: ignore[import-not-found]
+    from synthkg.extract.distilled import DistilledExtractor
 
     return DistilledExtractor(backend)
 
@@ -361,9 +361,13 @@ def ingest(
             extractor = retry_extractor = make_extractor("none", backend)
         elif extractor is None and not options.dry_run:
             if backend is None:
-                from synthkg.llm.factory import make_backend
+                from synthkg.llm.factory import make_backend, make_student_backend
 
-                backend = make_backend(settings.llm, settings.cache_dir)
+                make = make_student_backend if options.extractor == "distilled" else make_backend
+                try:
+                    backend = make(settings.llm, settings.cache_dir)
+                except LLMError as exc:
+                    raise IngestError(str(exc)) from exc
             cached = CachedBackend(_as_backend(backend), settings.cache_dir, usage=usage)
             extractor = make_extractor(options.extractor, cached)
             retry_extractor = make_extractor(options.extractor, _SamplingBackend(cached, RETRY_TEMPERATURE))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,6 +52,32 @@ def make_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
             repeat_penalty=settings.repeat_penalty,
         )
     raise LLMError(f"unknown LLM backend {settings.backend!r}: use llamacpp, openai or hf")
+
+
+def make_student_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
+    """The distilled student named by `settings.model`: an adapter folder written by `synthkg train`
+    (its base is read from adapter_config.json) or a merged transformers model folder."""
+    from synthkg.llm.hf import HFBackend
+
+    path = Path(settings.model).expanduser()
+    options: dict[str, Any] = {
+        "threads": settings.threads,
+        "cache_dir": cache_dir,
+        "max_tokens": settings.max_tokens,
+        "repeat_penalty": settings.repeat_penalty,
+    }
+    adapter_config = path / "adapter_config.json"
+    if adapter_config.is_file():
+        base = json.loads(adapter_config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        if not base:
+            raise LLMError(f"{adapter_config} names no base model (base_model_name_or_path)")
+        return HFBackend(base, adapter=path, **options)
+    if (path / "config.json").is_file():
+        return HFBackend(path, **options)
+    raise LLMError(
+        f"the distilled extractor needs --model pointing at a trained student: an adapter folder from "
+        f"`synthkg train` or a merged model folder; {path} is neither"
+    )
 
 
 @dataclass

@@ -1,0 +1,56 @@
+"""The distilled extractor (Distill-SynthKG): a small fine-tuned model writes a chunk's whole graph in ONE
+call. It is prompted exactly as it was trained (`training.dataset.chat_messages`: the one_call prompt's
+system text and user template, no worked examples), and its output goes through the same parser, repair
+policy and failure reporting as the multi-step teacher."""
+
+from __future__ import annotations
+
+from synthkg.extract.base import Constrain, ExtractionResult, ask, with_quadruple_entities
+from synthkg.extract.schema import ChunkGraph
+from synthkg.llm.base import ChatBackend
+from synthkg.prompts import load_prompt
+
+STAGE = "one_call"
+
+
+class DistilledExtractor:
+    name = "distilled"
+
+    def __init__(
+        self,
+        backend: ChatBackend,
+        *,
+        max_attempts: int = 2,
+        constrain: Constrain = "retry",
+        max_tokens: int | None = None,
+    ) -> None:
+        """`constrain` "retry": the first call is free generation, as in training (a JSON-schema
+        instruction would change the prompt the student learned); re-asks request the schema."""
+        self.backend = backend
+        self.max_attempts = max_attempts
+        self.constrain: Constrain = constrain
+        self.max_tokens = max_tokens
+        self.prompt = load_prompt(STAGE).model_copy(update={"examples": []})
+
+    def extract(self, chunk_text: str, previous_chunk: str | None = None) -> ExtractionResult:
+        answer = ask(
+            self.backend,
+            self.prompt,
+            {"chunk": chunk_text},
+            stage=STAGE,
+            max_attempts=self.max_attempts,
+            constrain=self.constrain,
+            max_tokens=self.max_tokens,
+        )
+        issues = tuple(f"{STAGE}:{e.reason}: {e.detail}" for e in answer.errors)
+        if not isinstance(answer.value, ChunkGraph):
+            reason = answer.errors[-1].reason if answer.errors else "no_answer"
+            return ExtractionResult(
+                original_text=chunk_text, text=chunk_text, failure=f"{STAGE}:{reason}", issues=issues
+            )
+        return ExtractionResult(
+            original_text=chunk_text,
+            text=chunk_text,
+            graph=with_quadruple_entities(answer.value),
+            issues=issues,
+        )
