@@ -248,16 +248,18 @@ def test_same_ingest_on_both_stores(corpus: Path, settings: Settings, graph_stor
     """The embedded store and the Bolt server end up with the same graph, and a rerun adds nothing."""
     if isinstance(graph_store, Neo4jStore):
         settings = settings.model_copy(update={"store": StoreSettings(backend="neo4j")})
-    options = IngestOptions()
-    summary = ingest(
-        [corpus],
-        settings=settings,
-        store=graph_store,
-        backend=RuleBasedLLM(),
-        embedder=HashingEmbedder(),
-        options=options,
-        progress=False,
-    )
+
+    def into_graph_store() -> IngestSummary:
+        return ingest(
+            [corpus],
+            settings=settings,
+            store=graph_store,
+            backend=RuleBasedLLM(),
+            embedder=HashingEmbedder(),
+            progress=False,
+        )
+
+    summary = into_graph_store()
     assert summary.documents_ingested == 3
     ref_path = settings.data_dir / "reference-store"
     reference = run(
@@ -268,13 +270,5 @@ def test_same_ingest_on_both_stores(corpus: Path, settings: Settings, graph_stor
         assert sorted(r.id for r in graph_store.iter_relations()) == sorted(
             r.id for r in ref.iter_relations()
         )
-    again = ingest(
-        [corpus],
-        settings=settings,
-        store=graph_store,
-        backend=RuleBasedLLM(),
-        embedder=HashingEmbedder(),
-        options=options,
-        progress=False,
-    )
+    again = into_graph_store()
     assert again.documents_skipped == 3 and again.store_totals == summary.store_totals
