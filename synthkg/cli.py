@@ -12,9 +12,9 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from eval.cli import eval_app
-from training.cli import app as train_app
 from synthkg.config import Settings, load_settings
 from synthkg.store import StoreError, open_store
+from training.cli import app as train_app
 
 app = typer.Typer(
     name="synthkg",

@@ -75,9 +75,9 @@ def test_real_model_ingest_embedded_and_bolt(
     assert summary.usage["total"]["calls"] >= 6  # entities + quadruples per passage, at least
 
     everything = names_in(graph_store)
-    for name in ("New England Revolution", "Robert Kraft", "Pizza Hut Park"):
+    for name in ("New England Revolution", "Robert Kenneth Kraft", "Pizza Hut Park"):  # as written
         assert graph_store.find_entities(name), f"{name!r} not among: {everything}"
-    kraft = graph_store.find_entities("Robert Kraft")[0]
+    kraft = graph_store.find_entities("Robert Kenneth Kraft")[0]
     facts = " ".join(p.text for p in graph_store.propositions_of_entity(kraft.id))
     assert "Kraft Group" in facts, facts
     # Provenance: every proposition leads back to its passage.

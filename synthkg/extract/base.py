@@ -100,7 +100,6 @@ _ECHO_CHARS = 2000
 class Answer:
     value: BaseModel | None
     errors: list[ParseError] = field(default_factory=list)
-    calls: int = 0
 
 
 def ask(
@@ -126,7 +125,6 @@ def ask(
     for attempt in range(max_attempts):
         schema = prompt.schema if constrain == "always" or attempt > 0 else None
         result = call(backend, prompt, messages, stage=stage, json_schema=schema, max_tokens=budget)
-        answer.calls += 1
         try:
             answer.value = parse_output(result.text, prompt.model, finish_reason=result.finish_reason)
             return answer

@@ -9,6 +9,7 @@ takes them) and is retried once with the problem stated when its answer does not
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 
 from rouge_score import rouge_scorer
@@ -59,12 +60,20 @@ def rouge1_f1(reference: str, candidate: str) -> float:
     return _SCORER.score(reference, candidate)["rouge1"].fmeasure
 
 
-def _degenerate(quad: Quadruple) -> bool:
-    """Small-model junk that would only add noise to the graph: a subject or object that is the whole
-    proposition (the sentence copied instead of naming the thing), or a subject related to itself
-    ("University of Minnesota | is the organization | University of Minnesota")."""
+def _usable(quad: Quadruple, known: set[str], text: str) -> bool:
+    """Drops small-model junk that would only add noise to the graph: a subject or object that is
+    the whole proposition (the sentence copied instead of naming the thing), a subject related to
+    itself ("University of Minnesota | is the organization | University of Minnesota"), and a subject
+    or object that is neither a listed entity nor in the chunk (e.g. copied from the worked example)."""
     subject, obj = normalize_name(quad.subject), normalize_name(quad.object)
-    return subject == obj or normalize_name(quad.proposition) in (subject, obj)
+    if subject == obj or normalize_name(quad.proposition) in (subject, obj):
+        return False
+    return all(name in known or name in text for name in (subject, obj))
+
+
+def _text_key(text: str) -> str:
+    # The same folding as normalize_name, so that names can be looked up in the text.
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 class MultiStepExtractor:
@@ -147,6 +156,7 @@ class MultiStepExtractor:
         note("quadruples", answer)
         if not isinstance(answer.value, QuadrupleList):
             return result(ChunkGraph(entities=entities), f"quadruples:{answer.errors[-1].reason}")
-        quadruples = [q for q in answer.value.quadruples if not _degenerate(q)]
+        known, folded = {normalize_name(e.name) for e in entities}, _text_key(text)
+        quadruples = [q for q in answer.value.quadruples if _usable(q, known, folded)]
         graph = ChunkGraph(entities=entities, quadruples=quadruples)
         return result(with_quadruple_entities(graph))

@@ -50,7 +50,9 @@ def parse_output(text: str, model: type[M], *, finish_reason: str = "stop") -> M
     if loop is not None:
         raise ParseError("repetition", f"the answer repeats {loop!r} over and over")
     list_field = _single_list_field(model)
-    candidates, unbalanced = _json_candidates(text, arrays=list_field is not None)
+    candidates, unclosed = _json_candidates(
+        text, arrays=list_field is not None, finished=finish_reason != "length"
+    )
     first_error: ParseError | None = None
     for candidate in candidates:
         try:
@@ -67,8 +69,10 @@ def parse_output(text: str, model: type[M], *, finish_reason: str = "stop") -> M
         # A schema error says more than a syntax error elsewhere in the prose.
         if first_error is None or (error.reason == "schema" and first_error.reason != "schema"):
             first_error = error
-    if finish_reason == "length" or (unbalanced and (first_error is None or first_error.reason != "schema")):
-        raise ParseError("truncated", "the answer was cut off before its JSON was complete")
+    if finish_reason == "length":
+        raise ParseError("truncated", _CUT_OFF)
+    if unclosed is not None and (first_error is None or first_error.reason != "schema"):
+        raise unclosed
     if first_error is not None:
         raise first_error
     raise ParseError("no_json", "the answer contains no JSON object")
@@ -134,28 +138,36 @@ def _periodic_run(
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|"|[{}\[\]]', re.DOTALL)
 _CLOSER = {"{": "}", "[": "]"}
+_CUT_OFF = "the answer was cut off before its JSON was complete"
 
 
-def _json_candidates(text: str, *, arrays: bool) -> tuple[list[str], bool]:
-    """Top-level bracketed spans, fenced blocks first; and whether an opened one never closed."""
+def _json_candidates(text: str, *, arrays: bool, finished: bool) -> tuple[list[str], ParseError | None]:
+    """Top-level bracketed spans, fenced blocks first; and what is wrong with a span that never closes
+    ("truncated", or "invalid_json" for a string that never ends in an answer that looks complete).
+    `finished`: the backend stopped on its own, not at max_tokens."""
     openers = "{[" if arrays else "{"
     candidates: list[str] = []
-    unbalanced = False
+    unclosed: ParseError | None = None
     for source in [m.group(1) for m in _FENCE.finditer(text)] + [text]:
         pos = 0
-        while True:
-            start = _next_opener(source, pos, openers)
-            if start < 0:
-                break
-            end = _matching_end(source, start)
-            if end is None:
-                unbalanced = True
-                break
-            span = source[start:end]
-            if span not in candidates:
-                candidates.append(span)
-            pos = end
-    return candidates, unbalanced
+        while (start := _next_opener(source, pos, openers)) >= 0:
+            end, missing, open_string = _scan(source, start)
+            if end is not None:
+                if source[start:end] not in candidates:
+                    candidates.append(source[start:end])
+                pos = end
+                continue
+            tail = source.rstrip()
+            if not finished or not tail.endswith(("}", "]")):
+                unclosed = ParseError("truncated", _CUT_OFF)
+            elif open_string:
+                detail = "a string never ends: escape double quotes inside strings"
+                unclosed = ParseError("invalid_json", detail)
+            else:
+                # Small models sometimes stop right before the last closing bracket(s).
+                candidates.append(tail[start:] + "".join(reversed(missing)))
+            break
+    return candidates, unclosed
 
 
 def _next_opener(text: str, pos: int, openers: str) -> int:
@@ -163,23 +175,24 @@ def _next_opener(text: str, pos: int, openers: str) -> int:
     return min(found, default=-1)
 
 
-def _matching_end(text: str, start: int) -> int | None:
-    """End of the bracketed span opened at `start`, skipping brackets inside JSON strings. None when
-    it never closes (cut off); a mismatched closer ends the span, so that json.loads reports it."""
+def _scan(text: str, start: int) -> tuple[int | None, list[str], bool]:
+    """(end, closers still missing, inside a string) for the bracketed span opened at `start`,
+    skipping brackets inside JSON strings. `end` is None when the span never closes; a mismatched
+    closer ends the span, so that json.loads reports it."""
     stack: list[str] = []
     for match in _JSON_TOKEN.finditer(text, start):
         token = match.group()
         if token == '"':  # a string that never ends
-            return None
+            return None, stack, True
         if token[0] == '"':
             continue
         if token in _CLOSER:
             stack.append(_CLOSER[token])
         elif token != stack.pop():
-            return match.end()
+            return match.end(), [], False
         if not stack:
-            return match.end()
-    return None
+            return match.end(), [], False
+    return None, stack, False
 
 
 # --- cleaning ---------------------------------------------------------------------------------------

@@ -185,10 +185,12 @@ def test_degenerate_quadruples_are_dropped() -> None:
     self_loop = {"subject": "London", "relation": "is the location", "object": "london", "proposition": "L."}
     quads = json.loads(QUADS)["quadruples"] + [{**copied, "proposition": "Ada Lovelace was born in London"}]
     quads.append(self_loop)
+    leaked = {"subject": "Ada Lovelace", "relation": "won", "object": "Lovelace Medal", "proposition": "X."}
+    quads.append(leaked)  # from the worked example, not from this chunk
     fake = ScriptedChatModel([ENTITIES, json.dumps({"quadruples": quads})])
     result = MultiStepExtractor(fake).extract(CHUNK)
     assert [q.relation for q in result.graph.quadruples] == ["worked with", "was built in"]
-    assert all("born" not in e.name for e in result.graph.entities)
+    assert all("born" not in e.name and e.name != "Lovelace Medal" for e in result.graph.entities)
 
 
 def test_no_entities_means_no_quadruples_call() -> None:

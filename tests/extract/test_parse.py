@@ -137,6 +137,23 @@ def test_rejections_have_reasons(text: str, reason: str) -> None:
     assert reason_of(text) == reason
 
 
+def test_missing_final_brackets_are_added_when_the_model_stopped() -> None:
+    # Seen from Qwen2.5-0.5B: a complete answer without its last "}".
+    text = json.dumps(GRAPH)[:-1]
+    assert parse_output(text, ChunkGraph) == ChunkGraph.model_validate(GRAPH)
+    assert parse_output("```json\n" + text + "\n```", ChunkGraph) == ChunkGraph.model_validate(GRAPH)
+    # Not when the answer was cut at max_tokens, nor when it stops inside an item.
+    assert reason_of(text, finish_reason="length") == "truncated"
+    assert reason_of(json.dumps(GRAPH)[:-30]) == "truncated"
+
+
+def test_unbalanced_quotes_in_a_complete_looking_answer_are_invalid_json() -> None:
+    text = '{"entities": [{"name": "Mr. Patriot" Cappelletti", "type": "PERSON"}]}'
+    with pytest.raises(ParseError) as info:
+        parse_output(text, EntityList)
+    assert info.value.reason == "invalid_json" and "escape double quotes" in info.value.detail
+
+
 def test_finish_reason_length_means_truncated() -> None:
     assert reason_of('{"entities": [{"name": "A", "type": "X"}]', finish_reason="length") == "truncated"
     # A complete, valid answer that happened to end at the limit is still fine.

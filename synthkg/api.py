@@ -1,0 +1,261 @@
+"""`KnowledgeGraph`: one object for building a knowledge graph and asking it questions.
+
+    from synthkg.api import KnowledgeGraph
+
+    with KnowledgeGraph.open(".synthkg/store") as kg:          # or "bolt://host:7687", or None: the settings'
+        kg.ingest(["data/sample/demo_corpus.json"])
+        hits = kg.retrieve("Who is Konrad V Kantner's paternal grandfather?")       # no LLM involved
+        answer = kg.query("Who is Konrad V Kantner's paternal grandfather?")        # iterative reader
+        print(answer.answer, [c.chunk_id for c in answer.citations])
+
+The store, the search index, the embedder and the LLM backend are opened on first use, so retrieval
+needs no LLM and nothing is loaded that a call does not need. Every LLM call goes through the on-disk
+call cache (`CachedBackend`): asking the same question again costs no model call.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from synthkg.config import Settings
+from synthkg.llm.cache import CachedBackend, Usage
+from synthkg.store import GraphStore, StoreError, open_store
+
+if TYPE_CHECKING:
+    from retrieval.indexes import SearchIndex
+    from retrieval.reader import Answer, ReaderMode
+    from retrieval.retrievers import Mode, RetrievalParams, RetrievalResult
+    from synthkg.embeddings import Embedder
+    from synthkg.ingest import IngestSummary
+    from synthkg.llm.base import ChatBackend
+    from synthkg.model import StoreCounts
+
+_NEO4J_URI = re.compile(r"^(bolt|neo4j)(\+s|\+ssc)?://", re.IGNORECASE)
+READER_MAX_TOKENS = 256  # a reader reply is a short answer or one sub-query
+
+
+class EmptyStoreError(StoreError):
+    """There is nothing to search: the store does not exist yet or holds no documents."""
+
+
+class KnowledgeGraph:
+    """A graph store with its search index, an embedder and an LLM backend, opened lazily.
+    Open with `KnowledgeGraph.open(...)`; use as a context manager or call `close()`."""
+
+    def __init__(self, settings: Settings, *, backend: Any = None, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self._user_backend = backend
+        self._embedder = embedder
+        self._store: GraphStore | None = None
+        self._writable = False
+        self._index: SearchIndex | None = None
+        self._llm: ChatBackend | None = None
+        self._cached: CachedBackend | None = None
+        self.usage = Usage()  # the LLM calls of retrieve/query through this object (ingest reports its own)
+
+    @classmethod
+    def open(
+        cls,
+        path_or_uri: str | Path | None = None,
+        *,
+        settings: Settings | None = None,
+        backend: Any = None,
+        embedder: Embedder | None = None,
+    ) -> KnowledgeGraph:
+        """The graph at `path_or_uri`: a directory for the embedded store, or a `bolt://` / `neo4j://` URI
+        for Neo4j (credentials from the settings or NEO4J_USERNAME / NEO4J_PASSWORD); None takes the
+        store the settings name. `backend` is any ChatBackend or langchain-core chat model (default: the
+        settings' [llm]); `embedder` any `Embedder` (default: the settings' [embedding] model)."""
+        settings = settings or Settings()
+        if path_or_uri is not None:
+            target = str(path_or_uri)
+            update: dict[str, Any] = (
+                {"backend": "neo4j", "neo4j_uri": target}
+                if _NEO4J_URI.match(target)
+                else {"backend": "embedded", "path": Path(path_or_uri)}
+            )
+            settings = settings.model_copy(update={"store": settings.store.model_copy(update=update)})
+        return cls(settings, backend=backend, embedder=embedder)
+
+    # --- what is opened on first use -----------------------------------------------------------------
+    @property
+    def location(self) -> str:
+        """The store's directory or URI, for messages."""
+        store = self.settings.store
+        return str(store.path) if store.backend == "embedded" else store.neo4j_uri
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from synthkg.embeddings import make_embedder
+
+            self._embedder = make_embedder(self.settings.embedding)
+        return self._embedder
+
+    @property
+    def store(self) -> GraphStore:
+        """The store, opened read-only (no write lock) unless this object has written to it."""
+        if self._store is None:
+            if self.settings.store.backend == "embedded" and not self.settings.store.path.exists():
+                raise self._empty()
+            self._store = open_store(self.settings.store, read_only=True)
+        return self._store
+
+    def _writable_store(self) -> GraphStore:
+        if not self._writable:
+            self._close_store()
+            self._store = open_store(self.settings.store)
+            self._writable = True
+        assert self._store is not None
+        return self._store
+
+    @property
+    def index(self) -> SearchIndex:
+        """The search index of the store (raises IndexMismatchError when it was built with another
+        embedding model: `synthkg reindex` / `reindex()` rebuilds it)."""
+        if self._index is None:
+            from retrieval.indexes import SearchIndex
+
+            self._index = SearchIndex.open(self.settings.index_path(), self.embedder)
+        return self._index
+
+    def _backend(self) -> ChatBackend:
+        """The uncached backend: the one given, else the settings' (a local model loads on its first call)."""
+        if self._llm is None:
+            if self._user_backend is not None:
+                from synthkg.ingest import _as_backend
+
+                self._llm = _as_backend(self._user_backend)
+            else:
+                from synthkg.llm.factory import make_backend
+
+                self._llm = make_backend(self.settings.llm, self.settings.cache_dir)
+        return self._llm
+
+    def _cached_backend(self) -> CachedBackend:
+        if self._cached is None:
+            self._cached = CachedBackend(self._backend(), self.settings.cache_dir, usage=self.usage)
+        return self._cached
+
+    def _empty(self) -> EmptyStoreError:
+        return EmptyStoreError(f"no documents in the store at {self.location}: run `synthkg ingest` first")
+
+    def _searchable(self) -> tuple[GraphStore, SearchIndex]:
+        """The store and index, checked to hold something to search."""
+        store = self.store
+        if store.counts().chunks == 0:
+            raise self._empty()
+        index = self.index
+        if index.size("chunks") == 0:
+            from retrieval.indexes import SearchIndexError
+
+            raise SearchIndexError(
+                f"the search index at {index.path} is empty but the store at {self.location} holds "
+                "documents; run `synthkg reindex` to build it"
+            )
+        return store, index
+
+    # --- building ------------------------------------------------------------------------------------
+    def ingest(self, paths: list[str | Path] | str | Path, *, progress: bool = False,
+               **options: Any) -> IngestSummary:
+        """Ingest files or directories (see `synthkg.ingest.ingest`); `options` are `IngestOptions`
+        fields (extractor, limit, retry_failed, force, dry_run, concurrency, ...). Updates the index."""
+        from synthkg.ingest import IngestOptions, ingest
+
+        opts = IngestOptions(**options)
+        needs_llm = opts.extractor != "none" and not opts.dry_run
+        summary = ingest(
+            [paths] if isinstance(paths, str | Path) else paths,
+            settings=self.settings,
+            store=self._writable_store(),
+            backend=self._backend() if needs_llm else None,
+            embedder=self.embedder,
+            options=opts,
+            progress=progress,
+        )
+        self._index = None  # ingest updated the index on disk: reread it on next use
+        return summary
+
+    def reindex(self) -> SearchIndex:
+        """Rebuild the search index from the whole store with the configured embedding model."""
+        from retrieval.indexes import SearchIndex
+
+        self._index = SearchIndex.rebuild(self.settings.index_path(), self.embedder, self.store)
+        return self._index
+
+    # --- asking --------------------------------------------------------------------------------------
+    def retrieve(
+        self, question: str, k: int = 5, mode: Mode = "graph", *, params: RetrievalParams | None = None
+    ) -> RetrievalResult:
+        """The top-`k` chunks for `question`, with their propositions and entity paths. Uses no LLM."""
+        from retrieval.retrievers import retrieve
+
+        _check_question(question)
+        store, index = self._searchable()
+        return retrieve(question, k, mode, store=store, index=index, params=params)
+
+    def query(
+        self,
+        question: str,
+        *,
+        mode: Mode = "graph",
+        reader: ReaderMode = "iterative",
+        k: int = 5,
+        max_iterations: int = 5,
+        params: RetrievalParams | None = None,
+        max_tokens: int = READER_MAX_TOKENS,
+    ) -> Answer:
+        """Answer `question` from retrieved chunks, with citations: `reader="iterative"` asks sub-queries
+        (IterDRAG) for at most `max_iterations` steps, `"single"` answers in one call."""
+        from retrieval.reader import answer
+        from retrieval.retrievers import make_retriever
+
+        _check_question(question)
+        store, index = self._searchable()
+        return answer(
+            question,
+            make_retriever(store, index, mode, params),
+            self._cached_backend(),
+            mode=reader,
+            max_iterations=max_iterations,
+            k=k,
+            context_tokens=self.settings.llm.context_size,
+            max_tokens=max_tokens,
+        )
+
+    def stats(self) -> StoreCounts:
+        """How many documents, chunks, entities, propositions and relations the store holds."""
+        from synthkg.model import StoreCounts
+
+        try:
+            return self.store.counts()
+        except EmptyStoreError:
+            return StoreCounts()
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    def _close_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        self._store, self._writable = None, False
+
+    def close(self) -> None:
+        if self._cached is not None:
+            self._cached.close()
+            self._cached = None
+        self._close_store()
+
+    def __enter__(self) -> KnowledgeGraph:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _check_question(question: str) -> None:
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("the question is empty; give a non-empty question")
