@@ -297,12 +297,12 @@ def query(
         if trace:
             typer.echo("trace:")
             for i, step in enumerate(result.trace, 1):
-                head = f"sub-query: {step.sub_query}" if step.sub_query else (step.note or "step")
+                head = f"sub-query: {_shorten(step.sub_query)}" if step.sub_query else (step.note or "step")
                 typer.echo(f"  {i}. {head}")
                 if step.sub_query and step.note:
                     typer.echo(f"     note: {step.note}")
                 if step.intermediate_answer is not None:
-                    typer.echo(f"     intermediate answer: {step.intermediate_answer}")
+                    typer.echo(f"     intermediate answer: {_shorten(step.intermediate_answer)}")
                 if step.retrieved_chunk_ids:
                     typer.echo(f"     retrieved: {', '.join(step.retrieved_chunk_ids)}")
         cached = kg.usage.total().cached_calls
