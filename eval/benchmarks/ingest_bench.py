@@ -90,7 +90,7 @@ def main(
         "usage": summary.usage,
         "failures": [f.model_dump() for f in summary.failures],
     }
-    path = out or RESULTS / f"ingest_bench-{Path(model).stem}-{n}.json"
+    path = out or RESULTS / f"ingest_bench-{Path(model).name.removesuffix('.gguf')}-{n}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1), encoding="utf-8")
     for key, value in result["per"].items():
