@@ -126,9 +126,9 @@ class KnowledgeGraph:
         """The uncached backend: the one given, else the settings' (a local model loads on its first call)."""
         if self._llm is None:
             if self._user_backend is not None:
-                from synthkg.ingest import _as_backend
+                from synthkg.ingest import as_backend
 
-                self._llm = _as_backend(self._user_backend)
+                self._llm = as_backend(self._user_backend)
             else:
                 from synthkg.llm.factory import make_backend
 

@@ -181,10 +181,10 @@ def _estimate(plans: list[_Plan]) -> dict[str, int]:
     completions are guessed at the chunk's length for a rewrite and twice that for quadruples."""
     from synthkg.prompts import load_prompt
 
+    prompts = [load_prompt(name) for name in ("decontextualize", "entities", "quadruples")]
     overhead = {
-        name: sum(approx_token_count(m["content"]) for m in load_prompt(name).render(
-            **dict.fromkeys(load_prompt(name).variables, "")))
-        for name in ("decontextualize", "entities", "quadruples")
+        p.name: sum(approx_token_count(m["content"]) for m in p.render(**dict.fromkeys(p.variables, "")))
+        for p in prompts
     }
     calls = prompt = completion = chunks = 0
     for plan in plans:
@@ -292,7 +292,7 @@ class Ingestor:
         summary.decontextualized_kept += sum(r.decontextualized for r in results)
 
 
-def _as_backend(backend: Any) -> ChatBackend:
+def as_backend(backend: Any) -> ChatBackend:
     """A ChatBackend, wrapping a langchain-core chat model when given one."""
     from langchain_core.language_models import BaseChatModel
 
@@ -368,7 +368,7 @@ def ingest(
                     backend = make(settings.llm, settings.cache_dir)
                 except LLMError as exc:
                     raise IngestError(str(exc)) from exc
-            cached = CachedBackend(_as_backend(backend), settings.cache_dir, usage=usage)
+            cached = CachedBackend(as_backend(backend), settings.cache_dir, usage=usage)
             extractor = make_extractor(options.extractor, cached)
             retry_extractor = make_extractor(options.extractor, _SamplingBackend(cached, RETRY_TEMPERATURE))
         else:
