@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -66,11 +65,16 @@ def make_student_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
         "max_tokens": settings.max_tokens,
         "repeat_penalty": settings.repeat_penalty,
     }
-    adapter_config = path / "adapter_config.json"
-    if adapter_config.is_file():
-        base = json.loads(adapter_config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if (path / "adapter_config.json").is_file():
+        from training.errors import TrainingError
+        from training.student import adapter_config
+
+        try:
+            base = adapter_config(path).get("base_model_name_or_path")
+        except TrainingError as exc:  # e.g. malformed JSON: a user error, not a traceback
+            raise LLMError(str(exc)) from exc
         if not base:
-            raise LLMError(f"{adapter_config} names no base model (base_model_name_or_path)")
+            raise LLMError(f"{path / 'adapter_config.json'} names no base model (base_model_name_or_path)")
         return HFBackend(base, adapter=path, **options)
     if (path / "config.json").is_file():
         return HFBackend(path, **options)

@@ -12,7 +12,7 @@ import pytest
 from synthkg.config import LLMSettings
 from synthkg.llm.base import ChatResult, LLMError, Message
 from synthkg.llm.cache import CachedBackend
-from synthkg.llm.factory import ChatRequest, make_backend, map_chat
+from synthkg.llm.factory import ChatRequest, make_backend, make_student_backend, map_chat
 from synthkg.llm.hf import HFBackend
 from synthkg.llm.llamacpp import LlamaCppBackend
 from synthkg.llm.openai_compat import OpenAICompatBackend
@@ -92,3 +92,18 @@ def test_map_chat_passes_options_to_a_cached_backend(tmp_path: Path) -> None:
     map_chat(cached, batch, concurrency=3)
     stage = cached.usage.stages()["answer"]
     assert (stage.calls, stage.cached_calls) == (3, 1)
+
+
+def test_student_backend_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(LLMError, match="neither"):
+        make_student_backend(LLMSettings(backend="hf", model=str(tmp_path)), tmp_path)
+    (tmp_path / "adapter_config.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(LLMError, match="unreadable adapter config"):
+        make_student_backend(LLMSettings(backend="hf", model=str(tmp_path)), tmp_path)
+    (tmp_path / "adapter_config.json").write_text('{"r": 8}', encoding="utf-8")
+    with pytest.raises(LLMError, match="names no base model"):
+        make_student_backend(LLMSettings(backend="hf", model=str(tmp_path)), tmp_path)
+    config = '{"base_model_name_or_path": "smollm2-135m"}'
+    (tmp_path / "adapter_config.json").write_text(config, encoding="utf-8")
+    backend = make_student_backend(LLMSettings(backend="hf", model=str(tmp_path)), tmp_path)
+    assert backend.model.startswith("smollm2-135m+")  # the adapter is part of the model's identity
