@@ -137,6 +137,28 @@ class BackendOption(StrEnum):
     hf = "hf"
 
 
+BackendOpt = Annotated[
+    BackendOption | None,
+    typer.Option(help="LLM backend: llamacpp (local GGUF, default), openai (compatible endpoint), hf."),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(help="Model: a local name (qwen2.5-coder-1.5b, qwen2.5-coder-0.5b, smollm2-135m), "
+                 "a .gguf path, an endpoint's model name, or a transformers directory."),
+]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option(help="OpenAI-compatible endpoint URL (key: $OPENAI_API_KEY).")
+]
+
+
+def _with_llm(settings: Settings, backend: BackendOption | None, model: str | None,
+              base_url: str | None) -> Settings:
+    """`settings` with the LLM options given on the command line."""
+    update = {k: v for k, v in {"backend": backend.value if backend else None, "model": model,
+                                "base_url": base_url}.items() if v is not None}
+    return settings.model_copy(update={"llm": settings.llm.model_copy(update=update)}) if update else settings
+
+
 @app.command()
 def ingest(
     ctx: typer.Context,
@@ -149,18 +171,9 @@ def ingest(
         typer.Option(help="multistep: the SynthKG teacher workflow (3 calls per chunk); distilled: the "
                      "one-call student; none: store and index chunks only (BM25/dense baselines)."),
     ] = ExtractorOption.multistep,
-    backend: Annotated[
-        BackendOption | None,
-        typer.Option(help="LLM backend: llamacpp (local GGUF, default), openai (compatible endpoint), hf."),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(help="Model: a local name (qwen2.5-coder-1.5b, qwen2.5-coder-0.5b, smollm2-135m), "
-                     "a .gguf path, an endpoint's model name, or a transformers directory."),
-    ] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible endpoint URL (key: $OPENAI_API_KEY).")
-    ] = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Documents extracted in parallel.")] = 1,
     limit: Annotated[int | None, typer.Option(min=1, help="Ingest at most N documents.")] = None,
     retry_failed: Annotated[bool, typer.Option(help="Re-extract chunks that failed before.")] = False,
@@ -177,11 +190,7 @@ def ingest(
     from synthkg.ingest import IngestError, IngestOptions
     from synthkg.ingest import ingest as run_ingest
 
-    settings = settings_of(ctx)
-    llm_update = {k: v for k, v in {"backend": backend.value if backend else None, "model": model,
-                                    "base_url": base_url}.items() if v is not None}
-    if llm_update:
-        settings = settings.model_copy(update={"llm": settings.llm.model_copy(update=llm_update)})
+    settings = _with_llm(settings_of(ctx), backend, model, base_url)
     options = IngestOptions(extractor=extractor.value, limit=limit, retry_failed=retry_failed, force=force,
                             dry_run=dry_run, concurrency=concurrency)
     try:
@@ -210,13 +219,6 @@ ModeOpt = Annotated[
 KOpt = Annotated[int, typer.Option("--k", min=1, help="Chunks retrieved per (sub-)query.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 TEXT_PREVIEW_CHARS = 200
-
-
-def _with_llm(settings: Settings, backend: BackendOption | None, model: str | None,
-              base_url: str | None) -> Settings:
-    update = {k: v for k, v in {"backend": backend.value if backend else None, "model": model,
-                                "base_url": base_url}.items() if v is not None}
-    return settings.model_copy(update={"llm": settings.llm.model_copy(update=update)}) if update else settings
 
 
 def _guard(action: Any) -> Any:
@@ -260,17 +262,9 @@ def query(
     trace: Annotated[
         bool, typer.Option("--trace", help="Show the sub-queries, intermediate answers and retrieved chunks.")
     ] = False,
-    backend: Annotated[
-        BackendOption | None,
-        typer.Option(help="LLM backend: llamacpp (local GGUF, default), openai (compatible endpoint), hf."),
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Model: a local name, a .gguf path, an endpoint's model name, or a "
-                                 "transformers directory.")
-    ] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible endpoint URL (key: $OPENAI_API_KEY).")
-    ] = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
 ) -> None:
     """Answer a question from the graph, with numbered citations (LLM calls are cached: asking again
     is free)."""
