@@ -83,6 +83,12 @@ WorkDirOpt = Annotated[
                  "missing."),
 ]
 ProgressOpt = Annotated[bool, typer.Option(help="Show progress bars.")]
+RecordsOpt = Annotated[
+    list[Path] | None,
+    typer.Option(help="Build the graph by replaying extraction records (JSONL from `python -m "
+                 "training.synthesize`, e.g. made on a GPU machine) instead of calling the extractor's LLM; "
+                 "passages without a record are ingested as failed chunks. Repeatable."),
+]
 LLMBackendOpt = Annotated[
     LLMBackendChoice | None,
     typer.Option("--llm-backend", help="LLM backend for extraction / reading: llamacpp (local GGUF, "
@@ -156,16 +162,22 @@ class _Run:
     """What every evaluation command does first: load the dataset and ingest it into its own store."""
 
     def __init__(self, settings: Settings, dataset: Dataset, extractor: str, work_dir: Path | None,
-                 progress: bool) -> None:
+                 progress: bool, records: list[Path] | None = None) -> None:
         from eval.runner import prepare_corpus
         from synthkg.embeddings import make_embedder
+        from synthkg.extract.replay import ReplayExtractor
 
+        replay = ReplayExtractor.from_files(records) if records else None
+        if replay is not None:
+            extractor = f"{extractor}-records"  # a store of its own, and said so in the results
         self.settings, self.dataset, self.extractor = settings, dataset, extractor
+        self.records = [str(p) for p in records or []]
         self.embedder = make_embedder(settings.embedding)
         typer.echo(f"dataset {dataset.name}: {len(dataset.questions)} questions, {len(dataset.passages)} "
                    f"passages; building the '{extractor}' store")
         self.prepared = prepare_corpus(
-            dataset, settings, extractor, work_dir=work_dir, embedder=self.embedder, progress=progress
+            dataset, settings, extractor, work_dir=work_dir, embedder=self.embedder, progress=progress,
+            replay=replay,
         )
         totals = ", ".join(f"{v} {k}" for k, v in self.prepared.summary.store_totals.items())
         typer.echo(f"store ready ({totals}): {self.store_location}")
@@ -188,7 +200,9 @@ class _Run:
         if any(m.split("/")[0] in GRAPH_MODES for m in modes):
             fields["retrieval_params"] = RetrievalParams().model_dump()
         llm = self.settings.llm
-        uses_llm = self.extractor != "none" or fields.get("reader") is not None
+        uses_llm = (self.extractor != "none" and not self.records) or fields.get("reader") is not None
+        if self.records:
+            fields["records"] = self.records
         return EvalConfig(
             modes=modes,
             extractor=self.extractor,
@@ -222,13 +236,15 @@ def _guarded(action: Any) -> Any:
     from eval.runner import EvalError
     from retrieval.indexes import SearchIndexError
     from synthkg.embeddings import EmbeddingError
+    from synthkg.extract.replay import ReplayError
     from synthkg.ingest import IngestError
     from synthkg.llm.base import LLMError
     from synthkg.store import StoreError
 
     try:
         return action()
-    except (DatasetError, EvalError, IngestError, StoreError, SearchIndexError, EmbeddingError) as exc:
+    except (DatasetError, EvalError, IngestError, StoreError, SearchIndexError, EmbeddingError,
+            ReplayError) as exc:
         fail(str(exc))
     except LLMError as exc:
         fail(f"LLM backend failed: {exc}. Finished calls are cached: rerun the same command to resume.")
@@ -268,6 +284,7 @@ def retrieval_command(
     llm_backend: LLMBackendOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
+    records: RecordsOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
     """Passage recall@k / hits@k and query latency of each retrieval mode.
@@ -287,7 +304,7 @@ def retrieval_command(
         from eval.runner import eval_retrieval
 
         data = _load(dataset, corpus, limit, distractors)
-        job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress)
+        job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress, records)
         with job.prepared.open_store() as store:
             result = eval_retrieval(data, store, job.index(), chosen, ks, progress=progress)
         config = job.config(chosen, ks=ks, chunk_depth=result.chunk_depth, limit=limit)
@@ -326,6 +343,7 @@ def qa_command(
     llm_backend: LLMBackendOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
+    records: RecordsOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
     """Answer EM / F1 of the reader, with LLM calls, tokens and seconds per question.
@@ -342,7 +360,7 @@ def qa_command(
         from eval.runner import eval_qa
 
         data = _load(dataset, corpus, limit, distractors)
-        job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress)
+        job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress, records)
         rows: list[Any] = []
         aggregates: dict[str, ModeSummary] = {}
         stages: dict[str, Any] = {}
@@ -386,6 +404,7 @@ def kg_command(
     llm_backend: LLMBackendOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
+    records: RecordsOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
     """Knowledge-graph coverage of the gold triples by the extracted graph.
@@ -399,7 +418,7 @@ def kg_command(
         from eval.runner import eval_kg
 
         data = _load(dataset, corpus, limit, distractors)
-        job = _Run(settings, data, extractor.value, work_dir, progress)
+        job = _Run(settings, data, extractor.value, work_dir, progress, records)
         with job.prepared.open_store() as store:
             result = eval_kg(data, store, job.embedder, threshold, progress=progress)
         config = job.config([extractor.value], thresholds={"coverage_similarity": threshold}, limit=limit)

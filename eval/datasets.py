@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from synthkg.jsonl import describe_validation_error
+
 QUESTION_FILES = ("dev.json", "dev.jsonl")
 CORPUS_FILES = ("corpus.json", "corpus.jsonl")
 
@@ -181,8 +183,7 @@ def _parse_records(path: Path, model: type[Model]) -> list[Model]:
             records.append(model.model_validate(raw))
         except ValidationError as exc:
             label = f"{where} (id {raw['id']!r})" if isinstance(raw.get("id"), str | int) else where
-            problems = "; ".join(_describe(error) for error in exc.errors())
-            raise DatasetError(f"{path}: {label}: {problems}") from None
+            raise DatasetError(f"{path}: {label}: {describe_validation_error(exc)}") from None
     return records
 
 
@@ -212,13 +213,6 @@ def _read_raw(path: Path) -> Iterable[tuple[str, Any]]:
         raise DatasetError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
     for index, raw in enumerate(data):
         yield f"record {index}", raw
-
-
-def _describe(error: Any) -> str:
-    location = ".".join(str(part) for part in error["loc"])
-    if error["type"] == "missing":
-        return f"missing field '{location}'"
-    return f"field '{location}': {error['msg']}"
 
 
 def _check_unique(path: Path, kind: str, records: Sequence[Passage] | Sequence[Question]) -> None:

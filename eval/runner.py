@@ -51,6 +51,7 @@ from retrieval.reader import ReaderMode, answer
 from retrieval.retrievers import Mode, RetrievalParams, make_retriever, retrieve
 from synthkg.config import Settings
 from synthkg.embeddings import Embedder
+from synthkg.extract.base import Extractor
 from synthkg.ingest import ExtractorName, IngestOptions, IngestSummary, ingest
 from synthkg.llm.base import ChatBackend, ChatResult, Message
 from synthkg.model import stable_id
@@ -155,6 +156,7 @@ class EvalConfig(BaseModel):
     limit: int | None = None
     retrieval_params: dict[str, Any] | None = None
     store: str | None = Field(None, description="the store the run read")
+    records: list[str] | None = Field(None, description="extraction records replayed to build the graph")
 
 
 class EvalResult(BaseModel):
@@ -282,16 +284,19 @@ def eval_settings(settings: Settings, key: str, work_dir: Path) -> Settings:
 def prepare_corpus(
     dataset: Dataset,
     settings: Settings,
-    extractor: ExtractorName = "none",
+    extractor: ExtractorName | str = "none",
     *,
     work_dir: Path | None = None,
     backend: Any = None,
     embedder: Embedder | None = None,
     progress: bool = True,
+    replay: Extractor | None = None,
 ) -> PreparedCorpus:
     """Write the dataset's passages to `<work_dir>/<key>/corpus.json` and ingest them with `extractor`
     into the store of `eval_settings` (default work dir: `<data_dir>/eval`). Idempotent: a rerun
     ingests only what is missing or changed, and cached LLM calls cost nothing.
+    `replay` (an Extractor, e.g. a ReplayExtractor of recorded teacher outputs) replaces the one that
+    `extractor` names; `extractor` is then only the store's label.
 
     Raises IngestError (from synthkg.ingest) when the LLM backend or the store fails, EvalError when
     nothing could be ingested."""
@@ -310,8 +315,9 @@ def prepare_corpus(
         [corpus_path],
         settings=run_settings,
         backend=backend,
+        extractor=replay,
         embedder=embedder,
-        options=IngestOptions(extractor=extractor),
+        options=IngestOptions(extractor="multistep" if replay else extractor),  # type: ignore[arg-type]
         progress=progress,
     )
     record_build(run_settings.data_dir, summary, time.perf_counter() - started)

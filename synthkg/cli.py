@@ -183,10 +183,17 @@ def ingest(
     dry_run: Annotated[
         bool, typer.Option(help="Estimate LLM calls and tokens; call nothing, write nothing.")
     ] = False,
+    records: Annotated[
+        list[Path] | None,
+        typer.Option(help="Replay extraction records (JSONL from `python -m training.synthesize`, e.g. made "
+                     "on a GPU machine) instead of calling an LLM; chunks without a record fail. "
+                     "Repeatable."),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Extract a knowledge graph from documents into the store (idempotent and resumable: rerun the
     same command after a crash or Ctrl-C; finished LLM calls come from the cache)."""
+    from synthkg.extract.replay import ReplayError, ReplayExtractor
     from synthkg.ingest import IngestError, IngestOptions
     from synthkg.ingest import ingest as run_ingest
 
@@ -194,8 +201,9 @@ def ingest(
     options = IngestOptions(extractor=extractor.value, limit=limit, retry_failed=retry_failed, force=force,
                             dry_run=dry_run, concurrency=concurrency)
     try:
-        summary = run_ingest(paths, settings=settings, options=options, progress=progress)
-    except (IngestError, StoreError) as exc:
+        replay = ReplayExtractor.from_files(records) if records else None
+        summary = run_ingest(paths, settings=settings, options=options, extractor=replay, progress=progress)
+    except (IngestError, StoreError, ReplayError) as exc:
         fail(str(exc))
     typer.echo(summary.render())
     if summary.documents_loaded == 0 and summary.load_errors:

@@ -22,11 +22,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synthkg.extract.schema import ChunkGraph, ExtractedEntity, Quadruple
+from synthkg.jsonl import read_jsonl
 from synthkg.model import Entity, content_hash
 from synthkg.store.base import GraphStore
 from training.errors import DatasetError
@@ -52,6 +53,7 @@ class TeacherRecord(BaseModel):
     graph: ChunkGraph
     teacher: TeacherInfo
     source: str = ""
+    failure: str | None = Field(None, description="set when the teacher failed on this chunk: not trained on")
 
 
 class ChatMessage(BaseModel):
@@ -89,54 +91,12 @@ class DatasetBuild:
 
 
 # --- reading --------------------------------------------------------------------------------------
-Row = TypeVar("Row", bound=BaseModel)
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "record"
-        parts.append(f"missing field {where!r}" if error["type"] == "missing" else f"{where}: {error['msg']}")
-    return "; ".join(parts)
-
-
-def _read_jsonl(paths: Iterable[str | Path], row_type: type[Row], what: str) -> list[Row]:
-    rows: list[Row] = []
-    for path in map(Path, paths):
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            raise DatasetError(f"{path}: file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"{path}: cannot read ({exc})") from None
-        count = 0
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(
-                    f"{path}:{number}: malformed JSON ({exc.msg}, column {exc.colno})"
-                ) from None
-            if not isinstance(data, dict):
-                raise DatasetError(f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
-            try:
-                rows.append(row_type.model_validate(data))
-            except ValidationError as exc:
-                raise DatasetError(f"{path}:{number}: not a valid {what}: {_describe(exc)}") from None
-            count += 1
-        if count == 0:
-            raise DatasetError(f"{path}: empty file (no {what}s)")
-    return rows
-
-
 def read_teacher_records(paths: Iterable[str | Path]) -> list[TeacherRecord]:
-    return _read_jsonl(paths, TeacherRecord, "teacher record")
+    return read_jsonl(paths, TeacherRecord, "teacher record", DatasetError)
 
 
 def read_examples(paths: Iterable[str | Path]) -> list[Example]:
-    return _read_jsonl(paths, Example, "example")
+    return read_jsonl(paths, Example, "example", DatasetError)
 
 
 def write_jsonl(rows: Iterable[BaseModel], path: str | Path) -> Path:
@@ -246,10 +206,11 @@ def build_examples(
     *,
     drop_empty: bool = True,
 ) -> list[Example]:
-    """Chat examples in record order; the first record of each chunk text wins."""
+    """Chat examples in record order; the first record of each chunk text wins. Chunks the teacher failed
+    on are skipped: what it produced before failing (entities without facts, say) is no target."""
     examples: dict[str, Example] = {}
     for record in records:
-        if drop_empty and is_empty(record.graph):
+        if record.failure or (drop_empty and is_empty(record.graph)):
             continue
         key = text_key(record.text)
         if key in examples:
@@ -324,11 +285,13 @@ def build_dataset(
     """Examples, split, with stats: counts of every drop, and token lengths when `count_tokens` is
     given (then examples over `max_length` tokens are dropped)."""
     examples = build_examples(records, system_prompt, user_template, drop_empty=drop_empty)
-    empty = sum(1 for r in records if is_empty(r.graph)) if drop_empty else 0
+    failed = sum(1 for r in records if r.failure)
+    empty = sum(1 for r in records if not r.failure and is_empty(r.graph)) if drop_empty else 0
     stats: dict[str, Any] = {
         "records": len(records),
+        "failed_dropped": failed,
         "empty_dropped": empty,
-        "duplicates_dropped": len(records) - empty - len(examples),
+        "duplicates_dropped": len(records) - failed - empty - len(examples),
         "too_long_dropped": 0,
         "max_length": max_length,
         "tokens": None,
@@ -343,7 +306,7 @@ def build_dataset(
         stats["tokens"] = length_stats(lengths)
     if not examples:
         raise DatasetError(
-            f"no examples left from {len(records)} records ({stats['empty_dropped']} with empty graphs, "
+            f"no examples left from {len(records)} records ({failed} failed, {empty} with empty graphs, "
             f"{stats['duplicates_dropped']} duplicates, {stats['too_long_dropped']} over {max_length} tokens)"
         )
     train, validation = split_examples(examples, validation_ratio)

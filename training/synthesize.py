@@ -93,6 +93,7 @@ def synthesize(
                     "chunk_id": Chunk.create(doc.id, index, text).id,
                     "document_id": doc.id,
                     "text": result.text,
+                    "source_text": result.original_text,
                     "graph": result.graph.model_dump(),
                     "teacher": {"model": teacher_model, "prompt_versions": prompt_versions},
                     "source": doc.source,
@@ -137,6 +138,7 @@ def make_teacher_backend(
     max_batch: int,
     workers: int,
     deadline: float | None,
+    batch_wait: float = 0.05,
 ) -> ChatBackend:
     """The teacher's backend; with transformers and several workers, their calls are batched."""
     if backend == "llamacpp":
@@ -150,8 +152,23 @@ def make_teacher_backend(
     if workers <= 1:
         return hf
     return BatchingBackend(
-        hf.generate_batch, name=hf.name, model=hf.model, max_batch=max_batch, deadline=deadline
+        hf.generate_batch,
+        name=hf.name,
+        model=hf.model,
+        max_batch=max_batch,
+        wait_s=batch_wait,
+        deadline=deadline,
     )
+
+
+def _stage_budgets(pairs: list[str]) -> dict[str, int]:
+    budgets = {}
+    for pair in pairs:
+        stage, _, value = pair.partition("=")
+        if stage not in STAGES or not value.isdigit():
+            raise typer.BadParameter(f"{pair!r}: expected STAGE=N with STAGE one of {', '.join(STAGES)}")
+        budgets[stage] = int(value)
+    return budgets
 
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -175,6 +192,14 @@ def main(
         float | None, typer.Option(help="Start no document after this many seconds.")
     ] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="LLM call cache (default: synthkg's cache).")] = None,
+    max_attempts: Annotated[int, typer.Option(help="Calls per stage before a chunk is failed.")] = 2,
+    max_tokens: Annotated[
+        list[str] | None,
+        typer.Option(help="STAGE=N answer budget overriding a prompt's (repeatable), e.g. entities=320."),
+    ] = None,
+    batch_wait: Annotated[
+        float, typer.Option(help="GPU: gather a batch until no call arrives for this many seconds.")
+    ] = 0.05,
 ) -> None:
     """Run the multi-step teacher over corpora and append per-chunk teacher records."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -183,19 +208,26 @@ def main(
     for error in loaded.errors:
         log.warning("%s", error)
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
-    raw = make_teacher_backend(backend, model, cache, device, max_batch, workers, deadline)
+    budgets = _stage_budgets(max_tokens or [])
+    raw = make_teacher_backend(backend, model, cache, device, max_batch, workers, deadline, batch_wait)
     usage = Usage()
     with CachedBackend(raw, cache, usage=usage) as cached:
         stats = synthesize(
             loaded.documents,
-            MultiStepExtractor(cached),
+            MultiStepExtractor(cached, max_attempts=max_attempts, max_tokens=budgets),
             out,
             teacher_model=f"{backend}:{model}",
             workers=workers,
             deadline=deadline,
         )
     stats["usage"] = usage.to_dict()
-    stats["teacher"] = {"backend": backend, "model": model, "device": device}
+    stats["teacher"] = {
+        "backend": backend,
+        "model": model,
+        "device": device,
+        "max_attempts": max_attempts,
+        "max_tokens": budgets,
+    }
     # Versions are bumped on release; the hashes pin the exact wording this run used.
     prompt_dir = Path(__file__).resolve().parent.parent / "synthkg" / "prompts"
     stats["prompt_sha256"] = {

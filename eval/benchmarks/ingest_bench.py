@@ -1,7 +1,10 @@
-"""Ingestion cost benchmark: the multi-step teacher over the first N passages of a corpus.
+"""Ingestion cost benchmark: the multi-step teacher over N passages of a corpus.
 
     python -m eval.benchmarks.ingest_bench --corpus ../shared/data/multihop/musique/corpus.json \
-        --passages 50 --model qwen2.5-coder-1.5b
+        --questions ../shared/data/multihop/musique/dev.json --passages 50 --model qwen2.5-coder-1.5b
+
+With --questions the passages are the supporting passages of the first questions (whole questions only),
+so the same run's graph can be scored for KG coverage; without it, the first N passages of the corpus.
 
 Prints and records (eval/results/ingest_bench-<model>-<N>.json) LLM calls and tokens per passage and per
 1,000 words, seconds per passage, entities / propositions / relations per passage, the share of chunks
@@ -28,15 +31,32 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
+def select_passages(corpus: list[dict], limit: int, questions: Path | None) -> list[dict]:
+    """The first `limit` passages, or the supporting passages of whole questions taken in order."""
+    if questions is None:
+        return corpus[:limit]
+    by_id = {r["id"]: r for r in corpus}
+    chosen: list[str] = []
+    for question in json.loads(questions.read_text(encoding="utf-8")):
+        new = [p for p in question["supporting_passage_ids"] if p not in chosen]
+        if len(chosen) + len(new) > limit:
+            break
+        chosen.extend(new)
+    return [by_id[p] for p in chosen]
+
+
 @app.command()
 def main(
     corpus: Annotated[Path, typer.Option(help="A corpus.json of {id, title, text} passages.")],
-    passages: Annotated[int, typer.Option(help="How many passages (from the start of the corpus).")] = 50,
+    passages: Annotated[int, typer.Option(help="How many passages (at most, with --questions).")] = 50,
+    questions: Annotated[
+        Path | None, typer.Option(help="A dev.json: take the supporting passages of its first questions.")
+    ] = None,
     model: Annotated[str, typer.Option(help="Local model name or .gguf path.")] = "qwen2.5-coder-1.5b",
     cache_dir: Annotated[Path | None, typer.Option(help="LLM call cache (default: a fresh one).")] = None,
     out: Annotated[Path | None, typer.Option(help="Result file.")] = None,
 ) -> None:
-    records = json.loads(corpus.read_text(encoding="utf-8"))[:passages]
+    records = select_passages(json.loads(corpus.read_text(encoding="utf-8")), passages, questions)
     words = sum(len(r["text"].split()) for r in records)
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         work = Path(tmp)
@@ -48,9 +68,10 @@ def main(
             cache_dir=cache_dir or work / "cache",
             data_dir=work / "data",
         )
-        if cache_dir is None:  # the fresh cache still needs the assembled model: reuse the shared one
-            settings.cache_dir.mkdir(parents=True)
-            (settings.cache_dir / "models").symlink_to(Settings().cache_dir / "models")
+        models = settings.cache_dir / "models"
+        if not models.exists():  # a fresh cache still needs the assembled model: reuse the shared one
+            settings.cache_dir.mkdir(parents=True, exist_ok=True)
+            models.symlink_to(Settings().cache_dir / "models")
         started = time.perf_counter()
         summary = ingest([subset], settings=settings, options=IngestOptions(update_index=False))
         wall = time.perf_counter() - started
@@ -77,6 +98,8 @@ def main(
         "benchmark": "ingest",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "corpus": str(corpus),
+        "questions": str(questions) if questions else None,
+        "passage_ids": [r["id"] for r in records],
         "passages": n,
         "words": words,
         "model": model,

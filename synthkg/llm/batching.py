@@ -29,8 +29,8 @@ GenerateBatch = Callable[[list[BatchRequest]], list[ChatResult]]
 
 
 class BatchingBackend:
-    """A ChatBackend over a batch generator. `max_batch` caps a batch; `wait_s` is how long the worker
-    waits for more requests after the first one of a batch arrives."""
+    """A ChatBackend over a batch generator. `max_batch` caps a batch; the worker keeps gathering while
+    requests arrive less than `wait_s` apart (at most 20 * `wait_s` after the first one)."""
 
     def __init__(
         self,
@@ -66,10 +66,12 @@ class BatchingBackend:
         return request.future.result()
 
     def _gather(self, first: BatchRequest) -> list[BatchRequest]:
+        # Wait until no request has arrived for wait_s (requests trickle in while hundreds of threads
+        # chunk their documents), but never more than 20 * wait_s in all.
         batch = [first]
-        deadline = time.monotonic() + self.wait_s
+        cap = time.monotonic() + 20 * self.wait_s
         while len(batch) < self.max_batch:
-            timeout = deadline - time.monotonic()
+            timeout = min(self.wait_s, cap - time.monotonic())
             if timeout <= 0:
                 break
             try:

@@ -16,6 +16,37 @@ from synthkg.llm.batching import BatchRequest
 from synthkg.llm.local_models import LOCAL_MODELS, default_threads, resolve_model_path
 
 
+class LoopStop:
+    """A per-row stopping criterion: a row whose last tokens repeat one period (`min_period` to
+    `max_period` tokens) three times over is looping and is stopped, so one looping member does not
+    hold a whole GPU batch to its token budget. Checked every `every` steps; `looped` marks the rows it
+    stopped (finished rows, all padding, are not counted) so their answers are reported as truncated."""
+
+    def __init__(
+        self, prompt_width: int, pad_id: int, min_period: int = 20, max_period: int = 128, every: int = 8
+    ) -> None:
+        self.prompt_width, self.pad_id = prompt_width, pad_id
+        self.min_period, self.max_period, self.every = min_period, max_period, every
+        self.looped: set[int] = set()
+        self._steps = 0
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        self._steps += 1
+        stop = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        generated = input_ids[:, self.prompt_width :]
+        if self._steps % self.every:
+            return stop
+        for period in range(self.min_period, min(self.max_period, generated.shape[1] // 3) + 1):
+            last = generated[:, -period:]
+            same = (last == generated[:, -2 * period : -period]).all(dim=1)
+            repeated = same & (last == generated[:, -3 * period : -2 * period]).all(dim=1)
+            self.looped.update(torch.nonzero(repeated & (last != self.pad_id).any(dim=1)).flatten().tolist())
+            stop |= repeated
+        return stop
+
+
 class HFBackend:
     """Greedy decoding unless a temperature above 0 is asked for. JSON is requested in the prompt, not
     enforced. Calls are serialized: generation already uses all `threads`."""
@@ -141,14 +172,27 @@ class HFBackend:
         inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(
             model.device
         )
+        loop = LoopStop(inputs["input_ids"].shape[1], pad_id)
         start = time.perf_counter()
-        with torch.inference_mode():
-            output = model.generate(
-                **inputs,
-                max_new_tokens=max(budgets),
-                repetition_penalty=self.repeat_penalty,
-                pad_token_id=pad_id,
-                **sampling,
+        try:
+            with torch.inference_mode():
+                output = model.generate(
+                    **inputs,
+                    max_new_tokens=max(budgets),
+                    repetition_penalty=self.repeat_penalty,
+                    pad_token_id=pad_id,
+                    stopping_criteria=[loop],
+                    **sampling,
+                )
+        except torch.OutOfMemoryError:
+            if len(requests) == 1:
+                raise
+            # A batch too large for the GPU's free memory: run it in halves.
+            del inputs
+            torch.cuda.empty_cache()
+            half = len(requests) // 2
+            return self._generate(tokenizer, model, requests[:half], temp) + self._generate(
+                tokenizer, model, requests[half:], temp
             )
         seconds = time.perf_counter() - start
         stops = model.generation_config.eos_token_id
@@ -163,7 +207,11 @@ class HFBackend:
                     text=tokenizer.decode(new_tokens[:end], skip_special_tokens=True),
                     prompt_tokens=int(inputs["attention_mask"][row].sum()),
                     completion_tokens=len(new_tokens[:end]),
-                    finish_reason="stop" if end is not None or len(new_tokens) < budget else "length",
+                    finish_reason=(
+                        "length"
+                        if row in loop.looped or (end is None and len(new_tokens) >= budget)
+                        else "stop"
+                    ),
                     seconds=seconds / len(budgets),
                 )
             )

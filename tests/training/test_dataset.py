@@ -171,7 +171,7 @@ def test_records_read_from_several_files(tmp_path: Path) -> None:
         (["GOOD", "GOOD", '{"chunk_id": "x", '], r"a\.jsonl:3: malformed JSON"),
         (["GOOD", "[1, 2]"], r"a\.jsonl:2: expected a JSON object, got list"),
         (["GOOD", "NO_GRAPH"], r"a\.jsonl:2: not a valid teacher record: missing field 'graph'"),
-        (["BAD_QUAD"], r"a\.jsonl:1: not a valid teacher record: graph\.quadruples\.0\.subject"),
+        (["BAD_QUAD"], r"a\.jsonl:1: not a valid teacher record: field 'graph\.quadruples\.0\.subject"),
     ],
 )
 def test_bad_teacher_files_name_file_and_line(tmp_path: Path, lines: list[str], message: str) -> None:
@@ -195,7 +195,8 @@ def test_missing_file_and_bad_examples(tmp_path: Path) -> None:
         read_teacher_records([tmp_path / "nowhere.jsonl"])
     no_answer = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]}
     path = write_lines(tmp_path / "ex.jsonl", [json.dumps(no_answer)])
-    with pytest.raises(DatasetError, match=r"ex\.jsonl:1: not a valid example: messages: .*final assistant"):
+    expected = r"ex\.jsonl:1: not a valid example: field 'messages': .*final assistant"
+    with pytest.raises(DatasetError, match=expected):
         read_examples([path])
 
 
