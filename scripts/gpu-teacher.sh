@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Teacher synthesis on a borrowed GPU machine (no internet): the multi-step workflow with the 1.5B teacher
-# in transformers, several corpora at once, one process each (a 1.5B model leaves the GPU idle between
-# the Python-bound decode steps of one process, so four processes share it well).
+# in transformers, every chunk in flight at once so each stage runs as one batched generation.
 #
 #   GGUF=/path/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf OUT=results/ MAX_SECONDS=330 \
-#       bash scripts/gpu-teacher.sh NAME=CORPUS[:LIMIT] ...
+#       bash scripts/gpu-teacher.sh NAME CORPUS... [--limit N]
 #
-# Needs python3 with torch, transformers and the wheels in .whl (pydantic, pysbd, rouge-score, gguf, ...:
-# see data/teacher/README.md). Each NAME writes NAME.jsonl, NAME.stats.json and NAME.log, packed with a
-# GPU memory log into $OUT/teacher.tgz. No document is started after MAX_SECONDS; every process is
-# stopped at HARD_SECONDS (default MAX_SECONDS + 150) so the archive is always written.
+# One process: on an H100 one process batching 160 passages already keeps the GPU 97% busy, and four
+# processes at once ran out of its 80 GB (see data/teacher/README.md). Needs python3 with torch and
+# transformers, plus the wheels in .whl for what the machine lacks (pydantic, pysbd, rouge-score, gguf...).
+# Writes NAME.jsonl, NAME.stats.json, NAME.log and a GPU log, packed into $OUT/teacher.tgz. No batch is
+# started after MAX_SECONDS; the process is stopped at HARD_SECONDS (default MAX_SECONDS + 150), so
+# the archive is always written. Loading the GGUF (dequantizing it) takes about 100 s of that.
 set -u
 : "${GGUF:?set GGUF to the teacher GGUF}" "${OUT:?set OUT to the output folder}"
+name=${1:?NAME}
+shift
 MAX_SECONDS=${MAX_SECONDS:-330}
 HARD_SECONDS=${HARD_SECONDS:-$((MAX_SECONDS + 150))}
 DEVICE=${DEVICE:-cuda}
@@ -25,27 +28,17 @@ fi
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 mkdir -p "$OUT"
-pids=()
-for job in "$@"; do
-    name=${job%%=*}
-    spec=${job#*=}
-    corpus=${spec%%:*}
-    limit=()
-    [ "$spec" != "$corpus" ] && limit=(--limit "${spec##*:}")
-    timeout -s INT -k 15 "$HARD_SECONDS" python3 -m training.synthesize "$corpus" "${limit[@]}" \
-        --out "$WORK/$name.jsonl" --model "$GGUF" --backend hf --device "$DEVICE" --workers 512 \
-        --max-batch 256 --batch-wait 1.0 --max-seconds "$MAX_SECONDS" \
-        --cache-dir "$WORK/cache-$name" >"$WORK/$name.log" 2>&1 &
-    pids+=($!)
-done
-while [ -n "$(jobs -rp)" ]; do  # GPU memory and progress every 10 s, for the record
+timeout -s INT -k 15 "$HARD_SECONDS" python3 -m training.synthesize "$@" --out "$WORK/$name.jsonl" \
+    --model "$GGUF" --backend hf --device "$DEVICE" --workers 512 --max-batch 256 --batch-wait 1.0 \
+    --max-seconds "$MAX_SECONDS" --cache-dir "$WORK/cache" >"$WORK/$name.log" 2>&1 &
+pid=$!
+while kill -0 "$pid" 2>/dev/null; do  # GPU memory and utilisation, and records written, every 10 s
     nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader >>"$WORK/gpu.log" 2>&1
-    for job in "$@"; do n=${job%%=*}; printf '%s %s ' "$n" "$(cat "$WORK/$n.jsonl" 2>/dev/null | wc -l)"; done
-    echo
+    echo "$name: $(cat "$WORK/$name.jsonl" 2>/dev/null | wc -l) records"
     sleep 10
 done
-status=0
-for pid in "${pids[@]}"; do wait "$pid" || status=1; done
-tail -n 3 "$WORK"/*.log
-tar czf "$OUT/teacher.tgz" -C "$WORK" --exclude 'cache-*' .
+wait "$pid"
+status=$?
+tail -n 5 "$WORK/$name.log"
+tar czf "$OUT/teacher.tgz" -C "$WORK" --exclude cache .
 exit $status

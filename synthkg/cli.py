@@ -27,6 +27,11 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+merges_app = typer.Typer(
+    help="See and undo the entity merges that cross-document resolution made during ingestion.",
+    no_args_is_help=True,
+)
+app.add_typer(merges_app, name="merges")
 app.add_typer(eval_app, name="eval")
 app.add_typer(train_app, name="train")
 
@@ -92,6 +97,65 @@ def settings_of(ctx: typer.Context) -> Settings:
 def config_show(ctx: typer.Context) -> None:
     """Print the effective settings as JSON, secrets masked."""
     typer.echo(json.dumps(settings_of(ctx).masked(), indent=2))
+
+
+@merges_app.command("list")
+def merges_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per merge.")] = False,
+) -> None:
+    """Every merge, numbered (the numbers `undo` takes): which name went into which entity, how (alias
+    or embedding similarity, with its score) and in which document; undone ones are marked."""
+    from synthkg.model import normalize_name
+    from synthkg.resolve import MergeLog
+
+    log = MergeLog(settings_of(ctx).data_dir)
+    blocked = log.blocked()
+    merges = log.read()
+    if not merges:
+        typer.echo(f"no merges recorded in {log.path}")
+        return
+    for number, merge in enumerate(merges, start=1):
+        undone = (normalize_name(merge.name), merge.into_id) in blocked
+        if as_json:
+            typer.echo(json.dumps({"number": number, **merge.__dict__, "undone": undone}, ensure_ascii=False))
+        else:
+            mark = "  [undone]" if undone else ""
+            how = f"{merge.method} {merge.score:.2f}"
+            typer.echo(f"{number:>4}. {merge.name!r} -> {merge.into_name!r} ({how}, document "
+                       f"{merge.document_id}){mark}")
+
+
+@merges_app.command("undo")
+def merges_undo(
+    ctx: typer.Context,
+    numbers: Annotated[list[int], typer.Argument(help="Merge numbers from `synthkg merges list`.")],
+) -> None:
+    """Never make these merges again. The store changes when the merging documents are ingested again
+    (the command to run is printed): their names then become entities of their own."""
+    from synthkg.resolve import MergeLog
+
+    settings = settings_of(ctx)
+    log = MergeLog(settings.data_dir)
+    merges = log.read()
+    bad = [n for n in numbers if not 1 <= n <= len(merges)]
+    if bad:
+        fail(f"no merge numbered {', '.join(map(str, bad))}: `synthkg merges list` shows 1 to {len(merges)}")
+    documents = set()
+    for number in numbers:
+        merge = merges[number - 1]
+        log.block(merge)
+        documents.add(merge.document_id)
+        typer.echo(f"undone: {merge.name!r} will not be merged into {merge.into_name!r} again")
+    sources = set()
+    try:
+        with open_store(settings.store, read_only=True) as store:
+            for document_id in documents:
+                document = store.get_document(document_id)
+                sources.add(document.source if document is not None and document.source else document_id)
+    except StoreError as exc:
+        fail(str(exc))
+    typer.echo("to apply it, re-ingest: synthkg ingest --force " + " ".join(sorted(sources)))
 
 
 @app.command()

@@ -59,7 +59,8 @@ def synthesize(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Extract every document (skipping those already in `out`) and append their chunk records.
-    Documents not finished by `deadline` (a time.monotonic() value) are left for the next run."""
+    Documents not finished by `deadline` (a time.monotonic() value), or whose LLM calls failed, are left
+    for the next run (counted in "backend_errors" when not just out of time)."""
     done = _done_documents(out)
     todo = [d for d in documents if d.id not in done]
     prompt_versions = {stage: load_prompt(stage).version_tag for stage in STAGES}
@@ -73,6 +74,7 @@ def synthesize(
         "decontextualized_tried": 0,
         "decontextualized_kept": 0,
         "timed_out": False,
+        "backend_errors": 0,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -84,9 +86,13 @@ def synthesize(
             try:
                 result = extractor.extract(text, previous)
             except LLMError as exc:
-                if deadline is not None and time.monotonic() > deadline:
-                    return None
-                raise LLMError(f"{doc.title or doc.id}: {exc}") from exc
+                # A failed batch (out of GPU memory, say) loses its documents for this run only: they
+                # are not written, so the next run does them again.
+                if deadline is None or time.monotonic() <= deadline:
+                    log.warning("%s: backend failed, left for the next run: %s", doc.title or doc.id, exc)
+                    with lock:
+                        stats["backend_errors"] += 1
+                return None
             previous = result.text
             records.append(
                 {
@@ -115,7 +121,8 @@ def synthesize(
             records = future.result()
             bar.update(1)
             if records is None:
-                stats["timed_out"] = True
+                if deadline is not None and time.monotonic() > deadline:
+                    stats["timed_out"] = True
                 continue
             with lock:
                 fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))

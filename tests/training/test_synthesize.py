@@ -13,6 +13,7 @@ from synthkg.config import Settings, StoreSettings
 from synthkg.extract.multistep import MultiStepExtractor
 from synthkg.extract.replay import ReplayError, ReplayExtractor
 from synthkg.ingest import IngestOptions, ingest
+from synthkg.llm.base import LLMError
 from synthkg.loaders import load_documents
 from synthkg.store.embedded import EmbeddedStore
 from tests.retrieval.helpers import HashingEmbedder
@@ -65,6 +66,21 @@ def test_a_rerun_skips_finished_documents_and_redoes_a_torn_line(corpus: Path, t
     stats = _synthesize(corpus, out, llm)
     assert (stats["skipped_documents"], stats["documents"]) == (2, 1)
     assert len(llm.calls) <= 3  # only the torn document was extracted again
+
+
+def test_a_backend_failure_loses_only_its_document_for_this_run(corpus: Path, tmp_path: Path) -> None:
+    class Flaky(RuleBasedLLM):
+        def chat(self, messages: list, **kwargs: object):  # type: ignore[no-untyped-def]
+            if any("Sorbonne" in m["content"] for m in messages):
+                raise LLMError("CUDA out of memory")
+            return super().chat(messages, **kwargs)
+
+    out = tmp_path / "teacher.jsonl"
+    stats = _synthesize(corpus, out, Flaky())
+    assert (stats["documents"], stats["backend_errors"]) == (2, 1)
+    assert DOCS["b.txt"] not in {r["source_text"] for r in _lines(out)}
+    stats = _synthesize(corpus, out, RuleBasedLLM())  # the next run does it
+    assert (stats["skipped_documents"], stats["documents"]) == (2, 1)
 
 
 def test_replayed_records_build_the_same_graph_as_the_live_extractor(corpus: Path, tmp_path: Path) -> None:
