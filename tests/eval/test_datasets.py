@@ -68,6 +68,11 @@ def test_sample_subset_takes_exactly_the_context() -> None:
     assert [p.id for p in one.passages] == [f"demo-{i:05d}" for i in range(10)]
     assert len(dataset.subset(2).passages) == 20
     assert len(dataset.subset(100).passages) == 40
+    supporting = dataset.subset(2, supporting_only=True)
+    assert {p.id for p in supporting.passages} == {
+        pid for q in supporting.questions for pid in q.supporting_passage_ids
+    }
+    assert 0 < len(supporting.passages) < 20
 
 
 def test_demo_files_load() -> None:

@@ -12,7 +12,13 @@ import pytest
 from synthkg.config import LLMSettings
 from synthkg.llm.base import ChatResult, LLMError, Message
 from synthkg.llm.cache import CachedBackend
-from synthkg.llm.factory import ChatRequest, make_backend, make_student_backend, map_chat
+from synthkg.llm.factory import (
+    ChatRequest,
+    make_backend,
+    make_student_backend,
+    map_chat,
+    shipped_student_path,
+)
 from synthkg.llm.hf import HFBackend
 from synthkg.llm.llamacpp import LlamaCppBackend
 from synthkg.llm.openai_compat import OpenAICompatBackend
@@ -107,3 +113,11 @@ def test_student_backend_errors_are_clear(tmp_path: Path) -> None:
     (tmp_path / "adapter_config.json").write_text(config, encoding="utf-8")
     backend = make_student_backend(LLMSettings(backend="hf", model=str(tmp_path)), tmp_path)
     assert backend.model.startswith("smollm2-135m+")  # the adapter is part of the model's identity
+
+
+def test_the_shipped_student_is_the_default_distilled_extractor(tmp_path: Path) -> None:
+    shipped = shipped_student_path()
+    assert (shipped / "adapter_config.json").is_file() and (shipped / "adapter_model.safetensors").is_file()
+    for model in ("synthkg-student", "qwen2.5-coder-1.5b"):  # a teacher name: no student was named
+        backend = make_student_backend(LLMSettings(backend="hf", model=model), tmp_path)
+        assert backend.adapter == shipped and backend.source == "smollm2-135m"
