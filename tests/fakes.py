@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from synthkg.llm.base import ChatResult, Message
@@ -78,3 +79,11 @@ class StagedScriptedChatModel(ScriptedChatModel):
     ) -> ChatResult:
         call = RecordedCall(list(messages), json_schema, max_tokens, temperature, prompt_version, stage)
         return self._answer(call)
+
+
+def write_corpus(folder: Path, documents: dict[str, str]) -> Path:
+    """`folder` holding one text file per (file name, text) item."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in documents.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder

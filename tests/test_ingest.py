@@ -17,6 +17,7 @@ from synthkg.resolve import EntityResolver, MergeLog
 from synthkg.store.base import GraphStore
 from synthkg.store.embedded import EmbeddedStore
 from synthkg.store.neo4j import Neo4jStore
+from tests.fakes import write_corpus
 from tests.retrieval.helpers import HashingEmbedder
 from tests.rule_llm import POISON, RuleBasedLLM
 
@@ -29,11 +30,7 @@ DOCS = {
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    for name, text in DOCS.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    return folder
+    return write_corpus(tmp_path / "corpus", DOCS)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from synthkg.ingest import IngestOptions, ingest
 from synthkg.llm.base import LLMError
 from synthkg.loaders import load_documents
 from synthkg.store.embedded import EmbeddedStore
+from tests.fakes import write_corpus
 from tests.retrieval.helpers import HashingEmbedder
 from tests.rule_llm import POISON, RuleBasedLLM
 from training.synthesize import _stage_budgets, synthesize
@@ -29,11 +30,7 @@ DOCS = {
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    for name, text in DOCS.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    return folder
+    return write_corpus(tmp_path / "corpus", DOCS)
 
 
 def _synthesize(corpus: Path, out: Path, llm: RuleBasedLLM) -> dict:
