@@ -121,6 +121,20 @@ class Dataset:
         passages = [p for p in self.passages if p.id in needed]
         return Dataset(name=self.name, passages=passages, questions=questions)
 
+    def first_questions_within(self, max_passages: int) -> Dataset:
+        """The first questions, whole, whose supporting passages number at most `max_passages` together,
+        with exactly those passages in question order (for benchmarks that extract only what coverage
+        reads)."""
+        chosen: list[str] = []
+        questions = []
+        for question in self.questions:
+            new = [p for p in question.supporting_passage_ids if p not in chosen]
+            if len(chosen) + len(new) > max_passages:
+                break
+            chosen += new
+            questions.append(question)
+        return Dataset(name=self.name, passages=[self.passage(p) for p in chosen], questions=questions)
+
     def _distractors(self, question: Question, exclude: set[str], count: int, seed: int) -> list[str]:
         digest = hashlib.sha256(f"{seed}\x1f{question.id}".encode()).digest()
         rng = random.Random(int.from_bytes(digest[:8], "big"))

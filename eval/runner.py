@@ -628,7 +628,7 @@ class MemoEmbedder:
         return np.stack([self._vectors[t] for t in texts])
 
 
-class _GraphTriples:
+class GraphTriples:
     """The store's relations as (subject name, predicate, object name), by chunk and in all."""
 
     def __init__(self, store: GraphStore) -> None:
@@ -670,7 +670,7 @@ def eval_kg(
     if store.counts().chunks == 0:
         raise EvalError("the store holds no chunks: ingest the corpus first (`synthkg eval kg` does it)")
     started = time.perf_counter()
-    graph = _GraphTriples(store)
+    graph = GraphTriples(store)
     memo = MemoEmbedder(embedder)
     rows: list[KGRow] = []
     for question in tqdm(dataset.questions, desc="kg coverage", unit="question", disable=not progress):
@@ -688,7 +688,7 @@ def eval_kg(
 
 
 def _kg_row(
-    question: Question, store: GraphStore, graph: _GraphTriples, embedder: Embedder, threshold: float
+    question: Question, store: GraphStore, graph: GraphTriples, embedder: Embedder, threshold: float
 ) -> KGRow:
     golds = [t.as_tuple() for t in gold_triples(question)]
     row = KGRow(question_id=question.id, n_gold=len(golds))

@@ -28,25 +28,12 @@ import typer
 
 from eval.datasets import Dataset, load_dataset
 from eval.metrics import triple_coverage
-from eval.runner import MemoEmbedder, _GraphTriples, eval_kg, prepare_corpus
+from eval.runner import GraphTriples, MemoEmbedder, eval_kg, prepare_corpus
 from synthkg.config import LLMSettings, Settings
 from synthkg.embeddings import Embedder, make_embedder
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
-
-def question_passages(dataset: Dataset, limit: int) -> Dataset:
-    """The first questions (whole) whose supporting passages number at most `limit`, with exactly those
-    passages, in question order."""
-    chosen, questions = [], []
-    for question in dataset.questions:
-        new = [p for p in question.supporting_passage_ids if p not in chosen]
-        if len(chosen) + len(new) > limit:
-            break
-        chosen += new
-        questions.append(question)
-    return Dataset(dataset.name, [dataset.passage(p) for p in chosen], questions)
 
 
 def _settings(work: Path, model: str, backend: str, cache_dir: Path) -> Settings:
@@ -68,7 +55,7 @@ def _build(name: str, dataset: Dataset, settings: Settings, extractor: str, embe
     seconds = sum(s.seconds for s in stages.values())
     with prepared.open_store() as store:
         kg = eval_kg(dataset, store, embedder, threshold, progress=False)
-        triples = _GraphTriples(store)
+        triples = GraphTriples(store)
         failed = sum(len(d.metadata.get("failed_chunks") or {}) for d in store.iter_documents())
     per_k = 1000 / words
     row = {
@@ -116,7 +103,7 @@ def main(
     threshold: Annotated[float, typer.Option(help="Cosine similarity for a triple match.")] = 0.88,
     out: Annotated[Path | None, typer.Option(help="Result file.")] = None,
 ) -> None:
-    data = question_passages(load_dataset(dataset), passages)
+    data = load_dataset(dataset).first_questions_within(passages)
     words = sum(len(p.text.split()) for p in data.passages)
     embedder = MemoEmbedder(make_embedder(Settings().embedding))
     with tempfile.TemporaryDirectory(prefix="distill-bench-") as tmp:

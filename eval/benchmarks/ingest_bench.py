@@ -24,6 +24,7 @@ from typing import Annotated
 
 import typer
 
+from eval.datasets import load_dataset
 from synthkg.config import LLMSettings, Settings, StoreSettings
 from synthkg.ingest import IngestOptions, ingest
 
@@ -31,18 +32,12 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
-def select_passages(corpus: list[dict], limit: int, questions: Path | None) -> list[dict]:
+def select_passages(corpus: Path, limit: int, questions: Path | None) -> list[dict]:
     """The first `limit` passages, or the supporting passages of whole questions taken in order."""
     if questions is None:
-        return corpus[:limit]
-    by_id = {r["id"]: r for r in corpus}
-    chosen: list[str] = []
-    for question in json.loads(questions.read_text(encoding="utf-8")):
-        new = [p for p in question["supporting_passage_ids"] if p not in chosen]
-        if len(chosen) + len(new) > limit:
-            break
-        chosen.extend(new)
-    return [by_id[p] for p in chosen]
+        return json.loads(corpus.read_text(encoding="utf-8"))[:limit]
+    chosen = load_dataset(questions, corpus=corpus).first_questions_within(limit)
+    return [{"id": p.id, "title": p.title, "text": p.text} for p in chosen.passages]
 
 
 @app.command()
@@ -56,7 +51,7 @@ def main(
     cache_dir: Annotated[Path | None, typer.Option(help="LLM call cache (default: a fresh one).")] = None,
     out: Annotated[Path | None, typer.Option(help="Result file.")] = None,
 ) -> None:
-    records = select_passages(json.loads(corpus.read_text(encoding="utf-8")), passages, questions)
+    records = select_passages(corpus, passages, questions)
     words = sum(len(r["text"].split()) for r in records)
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         work = Path(tmp)

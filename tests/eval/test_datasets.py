@@ -73,6 +73,11 @@ def test_sample_subset_takes_exactly_the_context() -> None:
         pid for q in supporting.questions for pid in q.supporting_passage_ids
     }
     assert 0 < len(supporting.passages) < 20
+    within = dataset.first_questions_within(3)  # whole questions only, up to 3 supporting passages
+    needed = [pid for q in within.questions for pid in q.supporting_passage_ids]
+    assert [p.id for p in within.passages] == list(dict.fromkeys(needed)) and len(within.passages) <= 3
+    nxt = dataset.questions[len(within.questions)]
+    assert len(set(needed) | set(nxt.supporting_passage_ids)) > 3  # the next question would not fit
 
 
 def test_demo_files_load() -> None:
