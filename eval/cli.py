@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from eval.datasets import Dataset, DatasetError, load_dataset
-from synthkg.config import Settings, load_settings
+from synthkg.cli_options import BackendOpt, BaseUrlOpt, ModelOpt, fail, root_settings, with_llm
+from synthkg.config import Settings
 
 if TYPE_CHECKING:
     from eval.runner import Cost, EvalConfig, Kind, ModeSummary
@@ -40,12 +41,6 @@ class ExtractorChoice(StrEnum):
 class ReaderChoice(StrEnum):
     single = "single"
     iterative = "iterative"
-
-
-class LLMBackendChoice(StrEnum):
-    llamacpp = "llamacpp"
-    openai = "openai"
-    hf = "hf"
 
 
 DatasetOpt = Annotated[
@@ -83,42 +78,18 @@ WorkDirOpt = Annotated[
                  "missing."),
 ]
 ProgressOpt = Annotated[bool, typer.Option(help="Show progress bars.")]
+SupportingOnlyOpt = Annotated[
+    bool,
+    typer.Option("--supporting-only", help="With --limit: only the questions' supporting passages, no distractors (coverage "
+                 "reads nothing else; for retrieval and QA it is the easier, closed setting where the other "
+                 "questions' passages are the only distractors)."),
+]
 RecordsOpt = Annotated[
     list[Path] | None,
     typer.Option(help="Build the graph by replaying extraction records (JSONL from `python -m "
                  "training.synthesize`, e.g. made on a GPU machine) instead of calling the extractor's LLM; "
                  "passages without a record are ingested as failed chunks. Repeatable."),
 ]
-LLMBackendOpt = Annotated[
-    LLMBackendChoice | None,
-    typer.Option("--llm-backend", help="LLM backend for extraction / reading: llamacpp (local GGUF, "
-                 "default), openai (compatible endpoint), hf. Default: the settings' [llm] backend."),
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(help="LLM model: a local name (qwen2.5-coder-1.5b, ...), a .gguf path, an endpoint's model "
-                 "name or a transformers directory. Default: the settings' [llm] model."),
-]
-BaseUrlOpt = Annotated[
-    str | None, typer.Option(help="OpenAI-compatible endpoint URL (key from $OPENAI_API_KEY).")
-]
-
-
-def fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(1)
-
-
-def _settings(ctx: typer.Context, backend: LLMBackendChoice | None, model: str | None,
-              base_url: str | None) -> Settings:
-    """The root command's settings (or the defaults when run on its own), with the LLM options applied."""
-    root = ctx.find_root().obj
-    settings = root if isinstance(root, Settings) else load_settings()
-    update = {k: v for k, v in {"backend": backend.value if backend else None, "model": model,
-                                "base_url": base_url}.items() if v is not None}
-    if update:
-        settings = settings.model_copy(update={"llm": settings.llm.model_copy(update=update)})
-    return settings
 
 
 def _split(value: str, what: str) -> list[str]:
@@ -147,6 +118,14 @@ def _extractor(choice: ExtractorChoice | None, modes: list[str]) -> str:
         fail(f"mode(s) {', '.join(graph_modes)} need an extracted graph, but --extractor none stores chunks "
              "only; use --extractor multistep (or distilled)")
     return choice.value
+
+
+def _subset(limit: int | None, distractors: int, supporting_only: bool) -> dict[str, Any]:
+    """The config fields that say which part of the dataset a run read."""
+    if limit is None:
+        return {"limit": None}
+    return {"limit": limit, "supporting_only": supporting_only,
+            "distractors": None if supporting_only else distractors}
 
 
 def _load(dataset: Path, corpus: Path | None, limit: int | None, distractors: int,
@@ -269,6 +248,7 @@ def retrieval_command(
     corpus: CorpusOpt = None,
     limit: LimitOpt = None,
     distractors: DistractorsOpt = 8,
+    supporting_only: SupportingOnlyOpt = False,
     modes: Annotated[
         str, typer.Option(help="Comma-separated retrieval modes: bm25, dense (chunk baselines), graph, ppr "
                           "(need an extracted graph).")
@@ -282,7 +262,7 @@ def retrieval_command(
     ] = None,
     out: OutOpt = None,
     work_dir: WorkDirOpt = None,
-    llm_backend: LLMBackendOpt = None,
+    backend: BackendOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     records: RecordsOpt = None,
@@ -299,16 +279,17 @@ def retrieval_command(
         fail(f"--k must be comma-separated integers, got {k!r}")
     if ks[0] < 1:
         fail(f"every k must be >= 1, got {k!r}")
-    settings = _settings(ctx, llm_backend, model, base_url)
+    settings = with_llm(root_settings(ctx), backend, model, base_url)
 
     def run() -> None:
         from eval.runner import eval_retrieval
 
-        data = _load(dataset, corpus, limit, distractors)
+        data = _load(dataset, corpus, limit, distractors, supporting_only)
         job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress, records)
         with job.prepared.open_store() as store:
             result = eval_retrieval(data, store, job.index(), chosen, ks, progress=progress)
-        config = job.config(chosen, ks=ks, chunk_depth=result.chunk_depth, limit=limit)
+        config = job.config(chosen, ks=ks, chunk_depth=result.chunk_depth,
+                            **_subset(limit, distractors, supporting_only))
         job.write("retrieval", config, result.rows, result.aggregates, job.cost(result.wall_seconds), out)
 
     _guarded(run)
@@ -321,6 +302,7 @@ def qa_command(
     corpus: CorpusOpt = None,
     limit: LimitOpt = None,
     distractors: DistractorsOpt = 8,
+    supporting_only: SupportingOnlyOpt = False,
     modes: Annotated[
         str, typer.Option(help="Comma-separated retrieval modes the reader reads from (bm25, dense, graph, "
                           "ppr); each is evaluated in turn.")
@@ -341,7 +323,7 @@ def qa_command(
     ] = None,
     out: OutOpt = None,
     work_dir: WorkDirOpt = None,
-    llm_backend: LLMBackendOpt = None,
+    backend: BackendOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     records: RecordsOpt = None,
@@ -355,12 +337,12 @@ def qa_command(
     from synthkg.llm.factory import make_backend
 
     chosen = _modes(modes)
-    settings = _settings(ctx, llm_backend, model, base_url)
+    settings = with_llm(root_settings(ctx), backend, model, base_url)
 
     def run() -> None:
         from eval.runner import eval_qa
 
-        data = _load(dataset, corpus, limit, distractors)
+        data = _load(dataset, corpus, limit, distractors, supporting_only)
         job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress, records)
         rows: list[Any] = []
         aggregates: dict[str, ModeSummary] = {}
@@ -378,7 +360,8 @@ def qa_command(
                 aggregates.update(result.aggregates)
                 stages.update({f"qa/{name}": result.cost for name in result.aggregates})
                 wall += result.wall_seconds
-        config = job.config(list(aggregates), k=k, reader=reader.value, limit=limit,
+        config = job.config(list(aggregates), k=k, reader=reader.value,
+                            **_subset(limit, distractors, supporting_only),
                             max_iterations=max_iterations if reader is ReaderChoice.iterative else None)
         job.write("qa", config, rows, aggregates, job.cost(wall, **stages), out)
 
@@ -400,13 +383,10 @@ def kg_command(
         float, typer.Option(min=-1.0, max=1.0, help="Cosine similarity at which a gold triple counts as "
                             "covered by its best extracted triple (Distill-SynthKG uses 0.88).")
     ] = 0.88,
-    supporting_only: Annotated[
-        bool, typer.Option(help="With --limit: ingest only the questions' supporting passages (coverage "
-                           "reads nothing else; the 'global' scope then spans only them).")
-    ] = False,
+    supporting_only: SupportingOnlyOpt = False,
     out: OutOpt = None,
     work_dir: WorkDirOpt = None,
-    llm_backend: LLMBackendOpt = None,
+    backend: BackendOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     records: RecordsOpt = None,
@@ -417,7 +397,7 @@ def kg_command(
     Per question: the share of its gold triples (2Wiki evidence, MuSiQue decompositions) stated by the
     triples extracted from its supporting passages, and by the whole graph. Questions without gold
     triples are counted, not scored."""
-    settings = _settings(ctx, llm_backend, model, base_url)
+    settings = with_llm(root_settings(ctx), backend, model, base_url)
 
     def run() -> None:
         from eval.runner import eval_kg
@@ -426,7 +406,8 @@ def kg_command(
         job = _Run(settings, data, extractor.value, work_dir, progress, records)
         with job.prepared.open_store() as store:
             result = eval_kg(data, store, job.embedder, threshold, progress=progress)
-        config = job.config([extractor.value], thresholds={"coverage_similarity": threshold}, limit=limit)
+        config = job.config([extractor.value], thresholds={"coverage_similarity": threshold},
+                            **_subset(limit, distractors, supporting_only))
         job.write("kg", config, result.rows, result.aggregates, job.cost(result.wall_seconds), out)
 
     _guarded(run)

@@ -34,6 +34,7 @@ class ReportError(RuntimeError):
 class ReportRow(BaseModel):
     dataset: str
     questions: int
+    passages: int
     kind: str
     mode: str
     extractor: str
@@ -46,6 +47,7 @@ class ReportRow(BaseModel):
     tokens_per_question: float | None = None
     build_tokens: int = 0
     latency_ms_p50: float | None = None
+    latency_ms_p95: float | None = None
     date: str
     file: str
 
@@ -82,6 +84,7 @@ def report_rows(results: list[tuple[Path, EvalResult]]) -> list[ReportRow]:
             row = ReportRow(
                 dataset=result.dataset.name,
                 questions=result.dataset.questions,
+                passages=result.dataset.passages,
                 kind=result.kind,
                 mode=mode,
                 extractor=result.config.extractor,
@@ -95,14 +98,15 @@ def report_rows(results: list[tuple[Path, EvalResult]]) -> list[ReportRow]:
                 tokens_per_question=0.0 if result.kind == "retrieval" else tokens,
                 build_tokens=result.cost.build_tokens,
                 latency_ms_p50=summary.latency_ms_p50,
+                latency_ms_p95=summary.latency_ms_p95,
                 date=result.date,
                 file=path.name,
             )
-            key = (row.dataset, row.questions, result.dataset.passages, row.kind, row.mode, row.extractor)
+            key = (row.dataset, row.questions, row.passages, row.kind, row.mode, row.extractor)
             if key not in latest or (row.date, row.file) > (latest[key].date, latest[key].file):
                 latest[key] = row
-    return sorted(latest.values(), key=lambda r: (r.dataset, r.questions, _KIND_ORDER[r.kind], r.mode,
-                                                  r.extractor))
+    return sorted(latest.values(), key=lambda r: (r.dataset, r.questions, r.passages, _KIND_ORDER[r.kind],
+                                                  r.mode, r.extractor))
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -121,16 +125,22 @@ def _latency(ms: float | None) -> str:
 
 def markdown_table(rows: list[ReportRow]) -> str:
     header = ("| dataset | kind | mode | extractor | n | recall@2 | recall@5 | EM | F1 | coverage | tokens/q "
-              "| build tokens | latency p50 |")
+              "| build tokens | latency p50 | p95 |")
     lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
     for r in rows:
         cells = [
-            f"{r.dataset} ({r.questions} q)", r.kind, r.mode, r.extractor, str(r.n),
+            _scope(r), r.kind, r.mode, r.extractor, str(r.n),
             _number(r.recall_2), _number(r.recall_5), _number(r.em), _number(r.f1), _number(r.coverage),
             _tokens(r.tokens_per_question), _tokens(r.build_tokens), _latency(r.latency_ms_p50),
+            _latency(r.latency_ms_p95),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _scope(row: ReportRow) -> str:
+    """The dataset and the part of it the run read: the same dataset at another size is another row."""
+    return f"{row.dataset} ({row.questions} q, {row.passages:,} p)"
 
 
 def _pyplot() -> Any:
@@ -216,7 +226,7 @@ def plot_recall(rows: list[ReportRow], path: Path) -> Path | None:
 
 
 def _group(row: ReportRow) -> str:
-    return f"{row.dataset} ({row.questions} q, {row.extractor})"
+    return f"{_scope(row)}\n{row.extractor}"
 
 
 def update_readme(readme: Path, block: str) -> bool:

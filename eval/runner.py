@@ -153,7 +153,10 @@ class EvalConfig(BaseModel):
     embedding_model: str
     llm: dict[str, str] | None = Field(None, description="backend and model of the extractor / reader")
     thresholds: dict[str, float] = Field(default_factory=dict)
-    limit: int | None = None
+    limit: int | None = Field(None, description="only the first N questions and the passages they need")
+    distractors: int | None = Field(None, description="with limit: sampled distractors per question "
+                                    "that lists no context passages")
+    supporting_only: bool = Field(False, description="with limit: supporting passages only")
     retrieval_params: dict[str, Any] | None = None
     store: str | None = Field(None, description="the store the run read")
     records: list[str] | None = Field(None, description="extraction records replayed to build the graph")

@@ -7,11 +7,12 @@ import json
 import logging
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
 from eval.cli import eval_app
+from synthkg.cli_options import BackendOpt, BaseUrlOpt, ModelOpt, fail, with_llm
 from synthkg.config import Settings, load_settings
 from synthkg.store import StoreError, open_store
 from training.cli import app as train_app
@@ -81,12 +82,6 @@ def main(
             update={"store": settings.store.model_copy(update=store_overrides)}
         )
     ctx.obj = settings
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print a user-facing error (no traceback) and exit."""
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(code)
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -211,34 +206,6 @@ class ExtractorOption(StrEnum):
     none = "none"
 
 
-class BackendOption(StrEnum):
-    llamacpp = "llamacpp"
-    openai = "openai"
-    hf = "hf"
-
-
-BackendOpt = Annotated[
-    BackendOption | None,
-    typer.Option(help="LLM backend: llamacpp (local GGUF, default), openai (compatible endpoint), hf."),
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(help="Model: a local name (qwen2.5-coder-1.5b, qwen2.5-coder-0.5b, smollm2-135m), "
-                 "a .gguf path, an endpoint's model name, or a transformers directory."),
-]
-BaseUrlOpt = Annotated[
-    str | None, typer.Option(help="OpenAI-compatible endpoint URL (key: $OPENAI_API_KEY).")
-]
-
-
-def _with_llm(settings: Settings, backend: BackendOption | None, model: str | None,
-              base_url: str | None) -> Settings:
-    """`settings` with the LLM options given on the command line."""
-    update = {k: v for k, v in {"backend": backend.value if backend else None, "model": model,
-                                "base_url": base_url}.items() if v is not None}
-    return settings.model_copy(update={"llm": settings.llm.model_copy(update=update)}) if update else settings
-
-
 @app.command()
 def ingest(
     ctx: typer.Context,
@@ -277,7 +244,7 @@ def ingest(
     from synthkg.ingest import IngestError, IngestOptions
     from synthkg.ingest import ingest as run_ingest
 
-    settings = _with_llm(settings_of(ctx), backend, model, base_url)
+    settings = with_llm(settings_of(ctx), backend, model, base_url)
     options = IngestOptions(extractor=extractor.value, limit=limit, retry_failed=retry_failed, force=force,
                             dry_run=dry_run, concurrency=concurrency)
     try:
@@ -358,7 +325,7 @@ def query(
     is free)."""
     from synthkg.api import KnowledgeGraph
 
-    settings = _with_llm(settings_of(ctx), backend, model, base_url)
+    settings = with_llm(settings_of(ctx), backend, model, base_url)
     with KnowledgeGraph(settings) as kg:
         result = _guard(lambda: kg.query(question, mode=mode.value, k=k, max_iterations=max_iterations,
                                          reader="iterative" if iterative else "single"))

@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from synthkg.config import Settings, load_settings
+from synthkg.cli_options import fail, root_settings
+from synthkg.config import Settings
 from training.dataset import (
     Example,
     TeacherRecord,
@@ -39,22 +40,12 @@ app = typer.Typer(
 _DEFAULTS = TrainConfig(train_files=[], output_dir=Path())
 
 
-def _fail(message: str) -> NoReturn:
-    # Imported late: synthkg.cli imports this module to register it.
-    from synthkg.cli import fail
-
-    fail(message)
-
-
 def _settings(ctx: typer.Context) -> Settings:
     """The settings `synthkg` read, or (run as `python -m training`) the default search."""
-    settings = ctx.find_root().obj
-    if isinstance(settings, Settings):
-        return settings
     try:
-        return load_settings()
+        return root_settings(ctx)
     except (FileNotFoundError, ValueError) as exc:
-        _fail(f"bad settings: {exc}")
+        fail(f"bad settings: {exc}")
 
 
 def _show_progress() -> None:
@@ -136,9 +127,9 @@ def train_command(
     if ctx.invoked_subcommand is not None:
         return
     if not data:
-        _fail("give --data FILE (training examples; make them with `synthkg train build-set`)")
+        fail("give --data FILE (training examples; make them with `synthkg train build-set`)")
     if output is None:
-        _fail("give --output DIR (where the adapter goes)")
+        fail("give --output DIR (where the adapter goes)")
     config = TrainConfig(
         train_files=list(data),
         output_dir=output,
@@ -170,7 +161,7 @@ def train_command(
     try:
         result = train(config)
     except TrainingError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if result.rank != 0:
         return  # one report per run, not one per distributed process
     typer.echo(
@@ -189,7 +180,7 @@ def _one_call_prompt() -> tuple[str, str, str]:
     try:
         prompt = load_prompt("one_call")
     except PromptError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     return prompt.system, prompt.user, prompt.version_tag
 
 
@@ -235,13 +226,13 @@ def build_set(
     """Turn teacher outputs (JSONL records and/or an ingested store) into chat examples: empty graphs
     and duplicate chunks dropped, a stable train/validation split, token-length stats."""
     if not records and from_store is None:
-        _fail("give --records FILE and/or --from-store DIR")
+        fail("give --records FILE and/or --from-store DIR")
     system_prompt, default_user, prompt_tag = _one_call_prompt()
     if system_prompt_file is not None:
         try:
             system_prompt = system_prompt_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            _fail(f"cannot read the system prompt {system_prompt_file}: {exc}")
+            fail(f"cannot read the system prompt {system_prompt_file}: {exc}")
     if system_prompt_file is not None or user_template is not None:
         prompt_tag = "custom"
     try:
@@ -259,7 +250,7 @@ def build_set(
             count_tokens=counter,
         )
     except TrainingError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     build.stats["prompt"] = prompt_tag
     paths = write_dataset(build, output)
     stats = build.stats
@@ -291,4 +282,4 @@ def _store_records(path: Path, teacher_model: str) -> list[TeacherRecord]:
         with EmbeddedStore(path, read_only=True) as store:
             return records_from_store(store, teacher_model=teacher_model, source=f"store:{path}")
     except StoreError as exc:
-        _fail(str(exc))
+        fail(str(exc))

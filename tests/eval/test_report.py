@@ -27,7 +27,8 @@ def result(kind: str, date: str, aggregates: dict[str, dict[str, float]], extrac
         versions={"python": "3.11"},
         rows=[],
         aggregates={
-            mode: ModeSummary(n=51, metrics=metrics, latency_ms_p50=latency)
+            mode: ModeSummary(n=51, metrics=metrics, latency_ms_p50=latency,
+                              latency_ms_p95=None if latency is None else 1.5 * latency)
             for mode, metrics in aggregates.items()
         },
         cost=Cost.of({"build/quadruples": StageCost(calls=3, prompt_tokens=build)}, 1.0, 1.0),
@@ -79,14 +80,23 @@ def test_table_keeps_the_latest_run_per_mode(results_dir: Path) -> None:
     ]
     lines = report.table.splitlines()
     assert lines[0].startswith("| dataset | kind | mode |") and len(lines) == 2 + 7
-    assert ("| musique (51 q) | retrieval | bm25 | none | 51 | 0.500 | 0.750 | – | – | – | 0 | 0 "
-            "| 20.0 ms |") in lines
-    assert ("| musique (51 q) | retrieval | graph | multistep | 51 | 0.700 | 0.900 | – | – | – | 0 "
-            "| 90,000 | 2.5 s |") in lines
+    assert ("| musique (51 q, 1,839 p) | retrieval | bm25 | none | 51 | 0.500 | 0.750 | – | – | – | 0 | 0 "
+            "| 20.0 ms | 30.0 ms |") in lines
+    assert ("| musique (51 q, 1,839 p) | retrieval | graph | multistep | 51 | 0.700 | 0.900 | – | – | – | 0 "
+            "| 90,000 | 2.5 s | 3.8 s |") in lines
     assert any("| qa | graph/iterative |" in line and "| 0.400 | 0.600 |" in line and "| 1,200 |" in line
                for line in lines)
     assert any("| kg | supporting |" in line and "| 0.450 |" in line for line in lines)
     assert report.notes == ["skipped store_bench.json: not an evaluation result file"]
+
+
+def test_a_subset_of_the_same_dataset_is_a_row_of_its_own(results_dir: Path) -> None:
+    subset = result("retrieval", "2025-03-01T00:00:00+00:00", {"bm25": {"recall@2": 0.9, "recall@5": 1.0}})
+    subset.dataset = DatasetInfo(name="musique", questions=19, passages=50)
+    write(results_dir, "retrieval-subset.json", subset)
+    bm25 = [line for line in build_report(results_dir).table.splitlines() if "| retrieval | bm25 |" in line]
+    assert [line.split(" | ")[0] for line in bm25] == ["| musique (19 q, 50 p)", "| musique (51 q, 1,839 p)"]
+    assert "| 0.500 | 0.750 |" in bm25[1]  # the full-corpus run is not replaced by the newer subset run
 
 
 def test_plots_are_pngs_and_report_md_links_them(results_dir: Path) -> None:

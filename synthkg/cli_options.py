@@ -1,0 +1,59 @@
+"""Command-line pieces shared by `synthkg`, `synthkg eval` and `synthkg train`: the LLM options, the
+settings lookup and the user-facing error exit. A module of its own so that the sub-command modules need
+not import `synthkg.cli` (which imports them)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, NoReturn
+
+import typer
+
+from synthkg.config import Settings, load_settings
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print a user-facing error (no traceback) and exit."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+class LLMBackend(StrEnum):
+    llamacpp = "llamacpp"
+    openai = "openai"
+    hf = "hf"
+
+
+BackendOpt = Annotated[
+    LLMBackend | None,
+    typer.Option(
+        help="LLM backend: llamacpp (local GGUF, default), openai (compatible endpoint), hf (transformers). "
+        "Default: the settings' [llm] backend.",
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="LLM model: a local name (qwen2.5-coder-1.5b, qwen2.5-coder-0.5b, smollm2-135m), a .gguf path, "
+        "an endpoint's model name, or a transformers directory. Default: the settings' [llm] model."
+    ),
+]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option(help="OpenAI-compatible endpoint URL (key: $OPENAI_API_KEY).")
+]
+
+
+def root_settings(ctx: typer.Context) -> Settings:
+    """The settings the `synthkg` root command read, or the default search when a sub-command runs on
+    its own (e.g. `python -m training`)."""
+    root = ctx.find_root().obj
+    return root if isinstance(root, Settings) else load_settings()
+
+
+def with_llm(
+    settings: Settings, backend: LLMBackend | None, model: str | None, base_url: str | None
+) -> Settings:
+    """`settings` with the LLM options given on the command line."""
+    given = {"backend": backend.value if backend else None, "model": model, "base_url": base_url}
+    update = {k: v for k, v in given.items() if v is not None}
+    return settings.model_copy(update={"llm": settings.llm.model_copy(update=update)}) if update else settings
