@@ -80,9 +80,12 @@ WorkDirOpt = Annotated[
 ProgressOpt = Annotated[bool, typer.Option(help="Show progress bars.")]
 SupportingOnlyOpt = Annotated[
     bool,
-    typer.Option("--supporting-only", help="With --limit: only the questions' supporting passages, no distractors (coverage "
-                 "reads nothing else; for retrieval and QA it is the easier, closed setting where the other "
-                 "questions' passages are the only distractors)."),
+    typer.Option(
+        "--supporting-only",
+        help="With --limit: only the questions' supporting passages, no distractors (coverage reads nothing "
+        "else; for retrieval and QA it is the easier, closed setting where the other questions' passages "
+        "are the only distractors).",
+    ),
 ]
 RecordsOpt = Annotated[
     list[Path] | None,

@@ -10,6 +10,7 @@ older numbers instead of piling up."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,26 @@ class ReportRow(BaseModel):
     file: str
 
 
+class DistillRow(BaseModel):
+    """One extractor of a distillation benchmark file (`eval/benchmarks/distill_bench.py`)."""
+
+    role: str
+    extractor: str
+    model: str
+    passages: int
+    words: int
+    calls_per_1000_words: float
+    prompt_tokens_per_1000_words: float
+    completion_tokens_per_1000_words: float
+    llm_seconds_per_1000_words: float
+    failed_chunks: int
+    chunks: int | None = None
+    coverage: float | None = None
+    triple_f1_vs_teacher: float | None = None
+    date: str
+    file: str
+
+
 @dataclass
 class Report:
     rows: list[ReportRow]
@@ -59,6 +80,7 @@ class Report:
     plots: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     readme_updated: bool = False
+    distill_rows: list[DistillRow] = field(default_factory=list)
 
 
 def load_results(results_dir: Path) -> tuple[list[tuple[Path, EvalResult]], list[str]]:
@@ -68,10 +90,99 @@ def load_results(results_dir: Path) -> tuple[list[tuple[Path, EvalResult]], list
     results, notes = [], []
     for path in sorted(results_dir.glob("*.json")):
         try:
-            results.append((path, EvalResult.model_validate_json(path.read_bytes())))
-        except (OSError, ValidationError, ValueError):
-            notes.append(f"skipped {path.name}: not an evaluation result file")
+            raw = path.read_bytes()
+        except OSError:
+            notes.append(f"skipped {path.name}: unreadable")
+            continue
+        try:
+            results.append((path, EvalResult.model_validate_json(raw)))
+        except (ValidationError, ValueError):
+            if not _is_run_record(raw):
+                notes.append(f"skipped {path.name}: not an evaluation result file")
     return results, notes
+
+
+def _is_run_record(raw: bytes) -> bool:
+    """A benchmark's or an ingest run's record (JSON with "benchmark" or "kind"): expected in the
+    folder, not worth a note; the distillation ones get a table of their own."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and ("benchmark" in data or "kind" in data)
+
+
+def distill_rows(results_dir: Path) -> list[DistillRow]:
+    """Teacher and student rows of the distillation benchmark files, the latest per (student model,
+    passages). Other JSON files are not these and are left alone."""
+    latest: dict[tuple[str, int], tuple[str, str, list[DistillRow]]] = {}
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or data.get("benchmark") != "distill":
+            continue
+        try:
+            rows = [_distill_row(role, data, path.name) for role in ("teacher", "student")]
+        except (KeyError, TypeError, ValidationError):
+            continue
+        key = (rows[1].model, rows[1].passages)
+        if key not in latest or (data["date"], path.name) > latest[key][:2]:
+            latest[key] = (data["date"], path.name, rows)
+    return [row for _, _, rows in sorted(latest.values(), key=lambda v: (v[2][1].model, v[2][1].passages))
+            for row in rows]
+
+
+def _distill_row(role: str, data: dict[str, Any], file: str) -> DistillRow:
+    side = data[role]
+    agreement = side.get("agreement_with_teacher") or {}
+    return DistillRow(
+        role=role,
+        extractor=side["extractor"],
+        model=side["model"],
+        passages=data["passages"],
+        words=data["words"],
+        calls_per_1000_words=side["llm_calls_per_1000_words"],
+        prompt_tokens_per_1000_words=side["prompt_tokens_per_1000_words"],
+        completion_tokens_per_1000_words=side["completion_tokens_per_1000_words"],
+        llm_seconds_per_1000_words=side["llm_seconds_per_1000_words"],
+        failed_chunks=side["failed_chunks"],
+        chunks=side.get("chunks"),
+        coverage=(side.get("kg_coverage") or {}).get("coverage"),
+        triple_f1_vs_teacher=agreement.get("f1"),
+        date=data["date"],
+        file=file,
+    )
+
+
+def distill_table(rows: list[DistillRow]) -> str:
+    """Student against teacher on the same chunks, per 1,000 words, with the student / teacher ratios."""
+    header = ("| extractor | model | passages (words) | LLM calls | prompt tokens | completion tokens "
+              "| LLM seconds | failed chunks | KG coverage | triple F1 vs teacher |")
+    lines = ["Distilled student against the multi-step teacher, per 1,000 words of the same passages:", "",
+             header, "|" + "---|" * header.count(" | ") + "---|"]
+    for r in rows:
+        failed = f"{r.failed_chunks} / {r.chunks}" if r.chunks else str(r.failed_chunks)
+        lines.append("| " + " | ".join([
+            f"{r.role}: {r.extractor}", f"`{r.model}`", f"{r.passages} ({r.words:,})",
+            f"{r.calls_per_1000_words:.1f}", _tokens(r.prompt_tokens_per_1000_words),
+            _tokens(r.completion_tokens_per_1000_words), f"{r.llm_seconds_per_1000_words:,.0f}", failed,
+            _number(r.coverage), _number(r.triple_f1_vs_teacher),
+        ]) + " |")
+        if r.role == "student":
+            teacher = next(t for t in rows if t.file == r.file and t.role == "teacher")
+            lines.append("| " + " | ".join([
+                "ratio student / teacher", "", "",
+                _ratio(r.calls_per_1000_words, teacher.calls_per_1000_words), "", "",
+                _ratio(r.llm_seconds_per_1000_words, teacher.llm_seconds_per_1000_words), "",
+                _ratio(r.coverage, teacher.coverage), "",
+            ]) + " |")
+    return "\n".join(lines)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "–" if a is None or not b else f"{a / b:.2f}x"
 
 
 def report_rows(results: list[tuple[Path, EvalResult]]) -> list[ReportRow]:
@@ -252,8 +363,11 @@ def build_report(results_dir: Path = DEFAULT_RESULTS_DIR, readme: Path | None = 
     recall_at_5.png; the block goes into `readme` when it has the markers."""
     results, notes = load_results(results_dir)
     rows = report_rows(results)
+    distilled = distill_rows(results_dir)
     table = markdown_table(rows)
-    report = Report(rows=rows, table=table, notes=notes)
+    if distilled:
+        table += "\n\n" + distill_table(distilled)
+    report = Report(rows=rows, table=table, notes=notes, distill_rows=distilled)
     if not rows:
         report.notes.append(f"no evaluation results in {results_dir}: run `synthkg eval retrieval ...` first")
         return report

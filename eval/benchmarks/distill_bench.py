@@ -57,6 +57,7 @@ def _build(name: str, dataset: Dataset, settings: Settings, extractor: str, embe
         kg = eval_kg(dataset, store, embedder, threshold, progress=False)
         triples = GraphTriples(store)
         failed = sum(len(d.metadata.get("failed_chunks") or {}) for d in store.iter_documents())
+        chunks = store.counts().chunks
     per_k = 1000 / words
     row = {
         "extractor": extractor,
@@ -67,6 +68,7 @@ def _build(name: str, dataset: Dataset, settings: Settings, extractor: str, embe
         "llm_seconds_per_1000_words": round(seconds * per_k, 1),
         "build_wall_seconds_this_run": wall,
         "failed_chunks": failed,
+        "chunks": chunks,
         "kg_coverage": kg.aggregates["supporting"].metrics,
         "triples": len(triples.all),
         "stages": {k: v.model_dump() for k, v in stages.items()},

@@ -67,6 +67,7 @@ def results_dir(tmp_path: Path) -> Path:
         extractor="multistep",
     ))
     (folder / "store_bench.json").write_text(json.dumps({"benchmark": "store"}))
+    (folder / "stray.json").write_text(json.dumps({"something": "else"}))
     return folder
 
 
@@ -87,7 +88,8 @@ def test_table_keeps_the_latest_run_per_mode(results_dir: Path) -> None:
     assert any("| qa | graph/iterative |" in line and "| 0.400 | 0.600 |" in line and "| 1,200 |" in line
                for line in lines)
     assert any("| kg | supporting |" in line and "| 0.450 |" in line for line in lines)
-    assert report.notes == ["skipped store_bench.json: not an evaluation result file"]
+    # a benchmark's own record is expected in the folder; a stray JSON file is named
+    assert report.notes == ["skipped stray.json: not an evaluation result file"]
 
 
 def test_a_subset_of_the_same_dataset_is_a_row_of_its_own(results_dir: Path) -> None:
@@ -97,6 +99,36 @@ def test_a_subset_of_the_same_dataset_is_a_row_of_its_own(results_dir: Path) -> 
     bm25 = [line for line in build_report(results_dir).table.splitlines() if "| retrieval | bm25 |" in line]
     assert [line.split(" | ")[0] for line in bm25] == ["| musique (19 q, 50 p)", "| musique (51 q, 1,839 p)"]
     assert "| 0.500 | 0.750 |" in bm25[1]  # the full-corpus run is not replaced by the newer subset run
+
+
+def distill_file(date: str, student_calls: float, student_coverage: float) -> dict[str, object]:
+    def side(extractor: str, model: str, calls: float, coverage: float, failed: int) -> dict[str, object]:
+        return {"extractor": extractor, "model": model, "llm_calls_per_1000_words": calls,
+                "prompt_tokens_per_1000_words": 10_000.0, "completion_tokens_per_1000_words": 5_000.0,
+                "llm_seconds_per_1000_words": 10.0 * calls, "failed_chunks": failed, "chunks": 60,
+                "kg_coverage": {"coverage": coverage}}
+    student = side("distilled", "adapters/student", student_calls, student_coverage, 3)
+    student["agreement_with_teacher"] = {"f1": 0.5}
+    return {"benchmark": "distill", "date": date, "passages": 50, "words": 4000,
+            "teacher": side("multistep", "teacher-1.5b", 12.0, 0.4, 1), "student": student}
+
+
+def test_distillation_benchmark_gets_its_own_table_with_ratios(results_dir: Path) -> None:
+    for name, date, calls, coverage in (("old", "2025-01-01", 6, 0.1), ("new", "2025-02-01", 3, 0.38)):
+        record = distill_file(f"{date}T00:00:00+00:00", calls, coverage)
+        (results_dir / f"distill-{name}.json").write_text(json.dumps(record))
+    report = build_report(results_dir)
+    assert [(r.role, r.file) for r in report.distill_rows] == [
+        ("teacher", "distill-new.json"), ("student", "distill-new.json")
+    ]
+    lines = report.table.splitlines()
+    teacher = next(line for line in lines if line.startswith("| teacher: multistep |"))
+    assert "| 50 (4,000) | 12.0 | 10,000 | 5,000 | 120 | 1 / 60 | 0.400 | – |" in teacher
+    student = next(line for line in lines if line.startswith("| student: distilled |"))
+    assert "| 3.0 |" in student and "| 3 / 60 | 0.380 | 0.500 |" in student
+    ratio = next(line for line in lines if line.startswith("| ratio student / teacher |"))
+    assert ratio.count("0.25x") == 2 and "0.95x" in ratio  # calls and seconds; coverage
+    assert all(cell.strip() for cell in teacher.split("|")[1:-1])  # no empty cell in a data row
 
 
 def test_plots_are_pngs_and_report_md_links_them(results_dir: Path) -> None:
