@@ -47,7 +47,7 @@ def test_retrieval_on_the_sample_then_report(tmp_path: Path) -> None:
 
     code, output = invoke("eval", "report")
     assert code == 0, output
-    assert "| sample (4 q) | retrieval | bm25 | none | 4 |" in output
+    assert "| sample (4 q, 40 p) | retrieval | bm25 | none | 4 |" in output
     assert (tmp_path / "eval" / "results" / "recall_at_5.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -64,6 +64,17 @@ def test_own_jsonl_questions_with_a_corpus_file(tmp_path: Path) -> None:
     assert data["dataset"]["questions"] == 1 and data["dataset"]["passages"] == 10
     assert data["config"]["ks"] == [1, 3] and data["config"]["limit"] == 1
     assert set(data["aggregates"]["bm25"]["metrics"]) == {"recall@1", "recall@3", "hits@1", "hits@3"}
+    assert data["config"]["supporting_only"] is False and data["config"]["distractors"] == 8
+
+    code, output = invoke("eval", "retrieval", "-d", str(own), "--corpus", str(SAMPLE_DIR / "corpus.json"),
+                          "--limit", "2", "--supporting-only", "--modes", "bm25", "--out", "closed",
+                          "--no-progress")
+    assert code == 0, output
+    (path,) = (tmp_path / "closed").glob("retrieval-mine-bm25-*.json")
+    data = json.loads(path.read_text())
+    gold = {p for q in questions[2:4] for p in q["supporting_passage_ids"]}
+    assert data["dataset"]["passages"] == len(gold) < 20
+    assert data["config"]["supporting_only"] is True and data["config"]["distractors"] is None
 
 
 @pytest.mark.slow  # loads the MiniLM embedder
