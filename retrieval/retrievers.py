@@ -9,10 +9,13 @@
     4. candidate propositions: those of the entities closest to the question's entities (plus the top
        propositions), scored by their hybrid score plus that closeness;
     5. proposition scores aggregated to chunks (max + a small sum bonus); chunks within reach of the
-       question's entities rank first.
+       question's entities rank first. A chunk whose extraction failed has no propositions for the graph
+       to find: when it is among the top chunks by its own hybrid score, that score (plus the closeness
+       of the reached entities its text names) stands in for its propositions, so it stays retrievable.
   A question without linked entities is anchored on the top propositions' entities instead.
 - `ppr`: stages 1-4, then personalized PageRank over entities, propositions and chunks, seeded by the
-  question's entities and the top propositions; a chunk scores the PPR mass of its propositions and itself.
+  question's entities and the top propositions; a chunk scores the PPR mass of its propositions and itself
+  (a failed chunk among the top chunks joins the walk through its own dense score).
 
 Every returned chunk carries the evidence that led to it: its best propositions and the entity paths
 (relations) from the question's entities to them.
@@ -25,7 +28,7 @@ import itertools
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
@@ -35,7 +38,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.indexes import STOPWORDS, SearchIndex, top_k
-from synthkg.model import Entity, Proposition, Relation, normalize_name
+from synthkg.model import Chunk, Document, Entity, Proposition, Relation, normalize_name
 from synthkg.store.base import GraphStore
 
 Mode = Literal["bm25", "dense", "graph", "ppr"]
@@ -217,17 +220,27 @@ def _graph_retrieve(
     with timer("5_chunks"):
         chunk_dense = _minmax(index.dense_scores("chunks", qvec))
         chunk_position = index.position("chunks")
+        chunk_hybrid = hybrid_scores("chunks", question, qvec, index, params.dense_weight)
+        with_props = {p.chunk_id for p in expansion.propositions.values()}
+        top_chunk_ids = [index.ids("chunks")[i] for i in top_k(chunk_hybrid, depth)]
+        failed = failed_chunks(store, (c for c in top_chunk_ids if c not in with_props))
+        failed_named = {c.id: named_entities(expansion, c.text) for c in failed}
         if mode == "graph":
             chunk_scores = aggregate_to_chunks(expansion.propositions, prop_scores, params.sum_bonus)
+            for cid, named in failed_named.items():
+                near = max((expansion.reach[e].closeness for e in named), default=0.0)
+                chunk_scores[cid] = float(chunk_hybrid[chunk_position[cid]]) + params.graph_weight * near
             for cid in chunk_scores:
                 i = chunk_position.get(cid)
                 if i is not None:
                     chunk_scores[cid] += params.chunk_weight * float(chunk_dense[i])
         else:
             chunk_scores, prop_scores = ppr_chunk_scores(
-                expansion, anchors, top_props, chunk_dense, chunk_position, params
+                expansion, anchors, top_props, chunk_dense, chunk_position, params, failed_named
             )
-        ranked = rank_chunks(chunk_scores, expansion if mode == "graph" else None)[:depth]
+        reached_failed = [cid for cid, named in failed_named.items() if named]
+        ranked = rank_chunks(chunk_scores, expansion if mode == "graph" else None, reached_failed)
+        ranked = ranked[:depth]
         chunks = _evidence_chunks(store, ranked, expansion, prop_scores, params.evidence_per_chunk)
     names = [expansion.entities[s].name if s in expansion.entities else s for s in question_seeds]
     return chunks, names
@@ -237,8 +250,19 @@ def hybrid_proposition_scores(
     question: str, qvec: np.ndarray, index: SearchIndex, dense_weight: float
 ) -> np.ndarray:
     """Stage 1: per proposition (index row order), dense_weight * min-max(cosine) + the rest * BM25/max."""
-    dense = _minmax(index.dense_scores("propositions", qvec))
-    bm25 = index.bm25_scores("propositions", question)
+    return hybrid_scores("propositions", question, qvec, index, dense_weight)
+
+
+def hybrid_scores(
+    section: Literal["propositions", "chunks"],
+    question: str,
+    qvec: np.ndarray,
+    index: SearchIndex,
+    dense_weight: float,
+) -> np.ndarray:
+    """Per row of `section` (index order): dense_weight * min-max(cosine) + the rest * BM25/max."""
+    dense = _minmax(index.dense_scores(section, qvec))
+    bm25 = index.bm25_scores(section, question)
     top = float(bm25.max()) if bm25.size else 0.0
     lexical = np.clip(bm25 / top, 0.0, None) if top > 0 else np.zeros_like(dense)
     return dense_weight * dense + (1.0 - dense_weight) * lexical
@@ -412,11 +436,43 @@ def aggregate_to_chunks(
     return {cid: max(s) + sum_bonus * (sum(s) - max(s)) for cid, s in per_chunk.items()}
 
 
-def rank_chunks(chunk_scores: dict[str, float], expansion: Expansion | None) -> list[tuple[str, float]]:
+def failed_chunks(store: GraphStore, chunk_ids: Iterable[str]) -> list[Chunk]:
+    """The chunks among `chunk_ids` whose extraction failed (their document records it at ingest): the
+    graph holds nothing of them, so stage 5 scores them by their own text."""
+    failed: list[Chunk] = []
+    documents: dict[str, Document | None] = {}
+    for cid in chunk_ids:
+        chunk = store.get_chunk(cid)
+        if chunk is None:
+            continue
+        if chunk.document_id not in documents:
+            documents[chunk.document_id] = store.get_document(chunk.document_id)
+        document = documents[chunk.document_id]
+        if document is not None and str(chunk.index) in (document.metadata.get("failed_chunks") or {}):
+            failed.append(chunk)
+    return failed
+
+
+def named_entities(expansion: Expansion, text: str) -> list[str]:
+    """For a chunk the graph cannot see: the reached entities (closeness > 0) its text names, whole
+    words, case-insensitive; they stand in for its propositions' entities."""
+    folded = text.casefold()
+    return [
+        eid for eid, r in expansion.reach.items()
+        if r.closeness > 0 and eid in expansion.entities
+        and re.search(rf"\b{re.escape(expansion.entities[eid].name.casefold())}\b", folded)
+    ]
+
+
+def rank_chunks(
+    chunk_scores: dict[str, float], expansion: Expansion | None, also_reached: Iterable[str] = ()
+) -> list[tuple[str, float]]:
     """Stage 5b: by score; given the expansion, chunks with a proposition within reach of the anchors
-    come first (the graph retriever's "keep"), then the chunks only the top propositions brought."""
+    come first (the graph retriever's "keep"), with `also_reached` (failed chunks that name an entity
+    within reach), then the chunks only the top propositions brought."""
     reached = (
         {p.chunk_id for p in expansion.propositions.values() if _nearness(expansion, p) > 0}
+        | set(also_reached)
         if expansion is not None
         else set(chunk_scores)
     )
@@ -430,8 +486,10 @@ def ppr_chunk_scores(
     chunk_dense: np.ndarray,
     chunk_position: dict[str, int],
     params: RetrievalParams,
+    failed_named: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Personalized PageRank over entities, candidate propositions and their chunks. Reset mass, by
+    """Personalized PageRank over entities, candidate propositions and their chunks, plus the failed
+    chunks of `failed_named` (no propositions), linked to the entities their text names. Reset mass, by
     group: the anchors 1 (shared by their weights), the top propositions `proposition_seed_weight` (shared
     by hybrid score), the chunks `chunk_weight` (shared by dense score). Returns chunk scores (own mass +
     its propositions') and the propositions' mass."""
@@ -443,7 +501,10 @@ def ppr_chunk_scores(
         graph.add_edge(pid, prop.chunk_id, weight=1.0)
         for eid in prop.entity_ids:
             graph.add_edge(pid, eid, weight=1.0)
-    chunk_ids = {p.chunk_id for p in expansion.propositions.values()}
+    for cid, named in (failed_named or {}).items():
+        graph.add_node(cid)
+        graph.add_edges_from((cid, eid) for eid in named)
+    chunk_ids = {p.chunk_id for p in expansion.propositions.values()} | set(failed_named or {})
     groups = (
         (1.0, {s.entity_id: s.weight for s in anchors.values() if s.entity_id in graph}),
         (params.proposition_seed_weight, {p.id: score for p, score in top_props}),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from synthkg.model import Entity, Relation
 from synthkg.store.embedded import EmbeddedStore
 from tests.fakes import ScriptedChatModel
 from tests.retrieval.conftest import Corpus
-from tests.retrieval.corpus import QUESTION, SUPPORT_A, SUPPORT_B, build_batch, chunk_id_of
+from tests.retrieval.corpus import DOCS, QUESTION, SUPPORT_A, SUPPORT_B, build_batch, chunk_id_of
 from tests.retrieval.helpers import HashingEmbedder
 
 
@@ -108,6 +109,32 @@ def hashed(tmp_path: Path) -> Iterator[Corpus]:
         yield Corpus(store, index, batch)
     finally:
         store.close()
+
+
+def test_a_chunk_whose_extraction_failed_stays_retrievable_in_graph_modes(tmp_path: Path) -> None:
+    # Yorick Bellamy's passage as ingestion leaves a failed chunk: the text, no propositions, and the
+    # failure recorded on its document. Only the other passages' facts mention him.
+    docs = tuple(replace(d, propositions=(), relations=()) if d.title == SUPPORT_B else d for d in DOCS)
+    batch = build_batch(docs)
+    batch.documents = [
+        d.model_copy(update={"metadata": {"failed_chunks": {"0": "repetition"}, "chunks": 1}})
+        if d.title == SUPPORT_B else d
+        for d in batch.documents
+    ]
+    failed = chunk_id_of(batch, SUPPORT_B)
+    with EmbeddedStore(tmp_path / "store") as store:
+        store.write(batch)
+        index = SearchIndex.open(tmp_path / "index", HashingEmbedder())
+        index.update(store)
+        assert not [p for p in store.iter_propositions() if p.chunk_id == failed]
+        graph = retrieve("Where was Yorick Bellamy born?", 3, "graph", store=store, index=index)
+        assert graph.chunk_ids[0] == failed  # its text names the question's entity: it ranks as reached
+        # PPR reaches it only through the one entity its text names (no propositions to add mass).
+        ppr = retrieve("Where was Yorick Bellamy born?", 3, "ppr", store=store, index=index)
+        assert failed in ppr.chunk_ids
+        for result in (graph, ppr):
+            hit = next(c for c in result.chunks if c.chunk_id == failed)
+            assert hit.propositions == [] and "Lisbon" in hit.text
 
 
 def test_every_mode_on_an_empty_store_returns_nothing(tmp_path: Path) -> None:
