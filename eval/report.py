@@ -267,7 +267,8 @@ def _pyplot() -> Any:
 
 def plot_frontier(rows: list[ReportRow], path: Path) -> Path | None:
     """Answer F1 (filled) and EM (hollow) against reader tokens per question, one point per QA mode;
-    the line joins the runs no other run beats on both (the cost/quality frontier). None without QA."""
+    per dataset, the line joins the runs no other run beats on both (the cost/quality frontier). None
+    without QA."""
     points = [r for r in rows if r.kind == "qa" and r.f1 is not None and r.tokens_per_question is not None]
     if not points:
         return None
@@ -275,12 +276,15 @@ def plot_frontier(rows: list[ReportRow], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, r in enumerate(points):
         color = f"C{i % 10}"
-        label = f"{r.dataset}: {r.mode} ({r.extractor})"
+        label = f"{_scope(r)}: {r.mode} ({r.extractor})"
         ax.scatter(r.tokens_per_question, r.f1, color=color, label=label, zorder=3)
         if r.em is not None:
             ax.scatter(r.tokens_per_question, r.em, facecolors="none", edgecolors=color, zorder=3)
-    frontier = _pareto([(r.tokens_per_question or 0.0, r.f1 or 0.0) for r in points])
-    ax.plot(*zip(*frontier, strict=True), color="gray", linestyle="--", linewidth=1, zorder=2)
+    # One frontier per dataset (and size): runs on different questions do not compete.
+    for scope in dict.fromkeys(_scope(r) for r in points):
+        runs = [r for r in points if _scope(r) == scope]
+        frontier = _pareto([(r.tokens_per_question or 0.0, r.f1 or 0.0) for r in runs])
+        ax.plot(*zip(*frontier, strict=True), color="gray", linestyle="--", linewidth=1, zorder=2)
     ax.set_xlabel("reader tokens per question (prompt + completion)")
     ax.set_ylabel("F1 (filled), EM (hollow)")
     ax.set_title("Cost / quality frontier")
