@@ -15,7 +15,7 @@
   A question without linked entities is anchored on the top propositions' entities instead.
 - `ppr`: stages 1-4, then personalized PageRank over entities, propositions and chunks, seeded by the
   question's entities and the top propositions; a chunk scores the PPR mass of its propositions and itself
-  (a failed chunk among the top chunks joins the walk through its own dense score).
+  (a failed chunk among the top chunks joins the walk, linked to the reached entities its text names).
 
 Every returned chunk carries the evidence that led to it: its best propositions and the entity paths
 (relations) from the question's entities to them.
@@ -220,9 +220,10 @@ def _graph_retrieve(
     with timer("5_chunks"):
         chunk_dense = _minmax(index.dense_scores("chunks", qvec))
         chunk_position = index.position("chunks")
-        chunk_hybrid = hybrid_scores("chunks", question, qvec, index, params.dense_weight)
+        chunk_hybrid = hybrid_scores(chunk_dense, index.bm25_scores("chunks", question), params.dense_weight)
         with_props = {p.chunk_id for p in expansion.propositions.values()}
-        top_chunk_ids = [index.ids("chunks")[i] for i in top_k(chunk_hybrid, depth)]
+        chunk_ids = index.ids("chunks")
+        top_chunk_ids = [chunk_ids[i] for i in top_k(chunk_hybrid, depth)]
         failed = failed_chunks(store, (c for c in top_chunk_ids if c not in with_props))
         failed_named = {c.id: named_entities(expansion, c.text) for c in failed}
         if mode == "graph":
@@ -250,19 +251,12 @@ def hybrid_proposition_scores(
     question: str, qvec: np.ndarray, index: SearchIndex, dense_weight: float
 ) -> np.ndarray:
     """Stage 1: per proposition (index row order), dense_weight * min-max(cosine) + the rest * BM25/max."""
-    return hybrid_scores("propositions", question, qvec, index, dense_weight)
+    dense = _minmax(index.dense_scores("propositions", qvec))
+    return hybrid_scores(dense, index.bm25_scores("propositions", question), dense_weight)
 
 
-def hybrid_scores(
-    section: Literal["propositions", "chunks"],
-    question: str,
-    qvec: np.ndarray,
-    index: SearchIndex,
-    dense_weight: float,
-) -> np.ndarray:
-    """Per row of `section` (index order): dense_weight * min-max(cosine) + the rest * BM25/max."""
-    dense = _minmax(index.dense_scores(section, qvec))
-    bm25 = index.bm25_scores(section, question)
+def hybrid_scores(dense: np.ndarray, bm25: np.ndarray, dense_weight: float) -> np.ndarray:
+    """dense_weight * `dense` (already min-max scaled) + the rest * BM25/max, row by row."""
     top = float(bm25.max()) if bm25.size else 0.0
     lexical = np.clip(bm25 / top, 0.0, None) if top > 0 else np.zeros_like(dense)
     return dense_weight * dense + (1.0 - dense_weight) * lexical
