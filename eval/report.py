@@ -58,6 +58,7 @@ class DistillRow(BaseModel):
 
     role: str
     extractor: str
+    backend: str  # the runtime: llamacpp, hf or openai
     model: str
     passages: int
     words: int
@@ -113,9 +114,9 @@ def _is_run_record(raw: bytes) -> bool:
 
 
 def distill_rows(results_dir: Path) -> list[DistillRow]:
-    """Teacher and student rows of the distillation benchmark files, the latest per (student model,
-    passages). Other JSON files are not these and are left alone."""
-    latest: dict[tuple[str, int], tuple[str, str, list[DistillRow]]] = {}
+    """Teacher and student rows of the distillation benchmark files, the latest per (student model, its
+    backend, passages). Other JSON files are not these and are left alone."""
+    latest: dict[tuple[str, str, int], tuple[str, str, list[DistillRow]]] = {}
     for path in sorted(results_dir.glob("*.json")):
         try:
             data = json.loads(path.read_bytes())
@@ -127,11 +128,11 @@ def distill_rows(results_dir: Path) -> list[DistillRow]:
             rows = [_distill_row(role, data, path.name) for role in ("teacher", "student")]
         except (KeyError, TypeError, ValidationError):
             continue
-        key = (rows[1].model, rows[1].passages)
+        key = (rows[1].model, rows[1].backend, rows[1].passages)
         if key not in latest or (data["date"], path.name) > latest[key][:2]:
             latest[key] = (data["date"], path.name, rows)
-    return [row for _, _, rows in sorted(latest.values(), key=lambda v: (v[2][1].model, v[2][1].passages))
-            for row in rows]
+    ordered = sorted(latest.values(), key=lambda v: (v[2][1].model, v[2][1].passages, v[2][1].backend))
+    return [row for _, _, rows in ordered for row in rows]
 
 
 def _distill_row(role: str, data: dict[str, Any], file: str) -> DistillRow:
@@ -140,6 +141,7 @@ def _distill_row(role: str, data: dict[str, Any], file: str) -> DistillRow:
     return DistillRow(
         role=role,
         extractor=side["extractor"],
+        backend=side["backend"],
         model=side["model"],
         passages=data["passages"],
         words=data["words"],
@@ -165,7 +167,7 @@ def distill_table(rows: list[DistillRow]) -> str:
     for r in rows:
         failed = f"{r.failed_chunks} / {r.chunks}" if r.chunks else str(r.failed_chunks)
         lines.append("| " + " | ".join([
-            f"{r.role}: {r.extractor}", f"`{r.model}`", f"{r.passages} ({r.words:,})",
+            f"{r.role}: {r.extractor} ({r.backend})", f"`{r.model}`", f"{r.passages} ({r.words:,})",
             f"{r.calls_per_1000_words:.1f}", _tokens(r.prompt_tokens_per_1000_words),
             _tokens(r.completion_tokens_per_1000_words), f"{r.llm_seconds_per_1000_words:,.0f}", failed,
             _number(r.coverage), _number(r.triple_f1_vs_teacher),

@@ -61,6 +61,7 @@ def _build(name: str, dataset: Dataset, settings: Settings, extractor: str, embe
     per_k = 1000 / words
     row = {
         "extractor": extractor,
+        "backend": settings.llm.backend,
         "model": settings.llm.model,
         "llm_calls_per_1000_words": round(calls * per_k, 2),
         "prompt_tokens_per_1000_words": round(prompt * per_k, 1),
@@ -102,6 +103,9 @@ def main(
         "qwen2.5-coder-1.5b"
     ),
     teacher_cache: Annotated[Path | None, typer.Option(help="The teacher's LLM call cache.")] = None,
+    student_backend: Annotated[str, typer.Option(
+        help="llamacpp (an adapter over a GGUF base, exported for llama.cpp) or hf (transformers)."
+    )] = "llamacpp",
     threshold: Annotated[float, typer.Option(help="Cosine similarity for a triple match.")] = 0.88,
     out: Annotated[Path | None, typer.Option(help="Result file.")] = None,
 ) -> None:
@@ -111,7 +115,7 @@ def main(
     with tempfile.TemporaryDirectory(prefix="distill-bench-") as tmp:
         work = Path(tmp)
         teacher_settings = _settings(work / "t", teacher_model, "llamacpp", teacher_cache or work / "t-cache")
-        student_settings = _settings(work / "s", student, "hf", work / "s-cache")
+        student_settings = _settings(work / "s", student, student_backend, work / "s-cache")
         teacher, teacher_triples = _build("teacher", data, teacher_settings, "multistep", embedder, threshold,
                                           work, words)
         student_row, student_triples = _build("student", data, student_settings, "distilled", embedder,
@@ -142,7 +146,7 @@ def main(
             "kg_coverage": round(s_cov / t_cov, 3) if t_cov and s_cov is not None else None,
         },
     }
-    path = out or RESULTS / f"distill_bench-{Path(student).name}-{len(data.passages)}.json"
+    path = out or RESULTS / f"distill_bench-{Path(student).name}-{student_backend}-{len(data.passages)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1), encoding="utf-8")
     typer.echo(json.dumps({k: result[k] for k in ("questions", "passages", "words",

@@ -23,6 +23,11 @@ class ChatResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# Backends whose `json_schema` constrains decoding with a grammar and leaves the prompt as it is (the
+# others add a schema instruction to the messages, which changes what a fine-tuned student was shown).
+GRAMMAR_BACKENDS = frozenset({"llamacpp"})
+
+
 class LLMError(RuntimeError):
     """A backend failed after its bounded retries (unreachable endpoint, model file missing...)."""
 

@@ -13,7 +13,12 @@ from typing import Any
 
 from synthkg.llm.base import ChatResult, LLMError, Message, with_json_instruction
 from synthkg.llm.batching import BatchRequest
-from synthkg.llm.local_models import LOCAL_MODELS, default_threads, resolve_model_path
+from synthkg.llm.local_models import (
+    LOCAL_MODELS,
+    adapter_fingerprint,
+    default_threads,
+    resolve_model_path,
+)
 
 
 class LoopStop:
@@ -69,7 +74,7 @@ class HFBackend:
         self.device = device
         self.adapter = Path(adapter) if adapter is not None else None
         # The adapter changes the outputs, so it is part of the model's identity in cache keys.
-        self.model = self.source + (f"+{self.adapter.name}" if self.adapter else "")
+        self.model = self.source + (f"+{adapter_fingerprint(self.adapter)}" if self.adapter else "")
         self.threads = threads or default_threads()
         self.cache_dir = cache_dir
         self.max_tokens = max_tokens

@@ -1,4 +1,5 @@
-"""Local GGUF models through llama.cpp (llama-cpp-python), with JSON-schema constrained decoding."""
+"""Local GGUF models through llama.cpp (llama-cpp-python), with JSON-schema constrained decoding and,
+for the distilled student, a LoRA adapter applied at load time."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from synthkg.llm.base import ChatResult, LLMError, Message
-from synthkg.llm.local_models import default_threads, resolve_model_path
+from synthkg.llm.local_models import adapter_fingerprint, default_threads, resolve_model_path
 
 
 class LlamaCppBackend:
     """One llama.cpp model, loaded on first use. Calls are serialized by a lock: a llama.cpp context
-    is not thread-safe, and on a CPU parallel calls would only share the same cores anyway."""
+    is not thread-safe, and on a CPU parallel calls would only share the same cores anyway.
+
+    `adapter` is a peft LoRA folder (from `synthkg train`) for this base: it is exported once to a
+    llama.cpp adapter under `<cache_dir>/adapters/` and applied unmerged over the quantized base."""
 
     name = "llamacpp"
 
@@ -27,8 +31,13 @@ class LlamaCppBackend:
         temperature: float = 0.0,
         max_tokens: int = 1024,
         seed: int = 0,
+        adapter: Path | None = None,
     ) -> None:
-        self.model = model
+        self.source = model
+        self.adapter = Path(adapter) if adapter is not None else None
+        self._adapter_id = adapter_fingerprint(self.adapter) if self.adapter is not None else None
+        # The adapter changes the outputs, so it is part of the model's identity in cache keys.
+        self.model = model + (f"+{self._adapter_id}" if self._adapter_id else "")
         self.cache_dir = Path(cache_dir)
         self.context_size = context_size
         self.threads = threads or default_threads()
@@ -42,7 +51,8 @@ class LlamaCppBackend:
     def _load(self) -> Any:
         # Called with the lock held.
         if self._llm is None:
-            path = resolve_model_path(self.model, self.cache_dir)
+            path = resolve_model_path(self.source, self.cache_dir)
+            lora = self._exported_adapter(self.adapter, path) if self.adapter is not None else None
             try:
                 from llama_cpp import Llama
             except ImportError as exc:
@@ -57,11 +67,29 @@ class LlamaCppBackend:
                     n_threads=self.threads,
                     n_threads_batch=self.threads,
                     seed=self.seed,
+                    lora_path=None if lora is None else str(lora),
                     verbose=False,
                 )
             except (ValueError, RuntimeError) as exc:
-                raise LLMError(f"llama.cpp could not load {path}: {exc}") from exc
+                raise LLMError(f"llama.cpp could not load {path} (adapter {lora}): {exc}") from exc
         return self._llm
+
+    def _exported_adapter(self, adapter: Path, base: Path) -> Path:
+        target = self.cache_dir / "adapters" / f"{self._adapter_id}.gguf"
+        if target.is_file():
+            return target
+        try:
+            from training.errors import TrainingError
+            from training.gguf_adapter import export_lora_gguf
+        except ImportError as exc:
+            raise LLMError(
+                f"exporting the adapter {adapter} for llama.cpp needs gguf and safetensors: "
+                f"pip install 'synthkg[train]' ({exc})"
+            ) from exc
+        try:
+            return export_lora_gguf(adapter, base, target)
+        except (TrainingError, OSError, ValueError, KeyError) as exc:
+            raise LLMError(f"could not export the adapter {adapter} for llama.cpp: {exc}") from exc
 
     def chat(
         self,

@@ -88,6 +88,19 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
+def adapter_fingerprint(adapter_dir: Path) -> str:
+    """The folder's name and a hash of its adapter files: a retrained adapter written to the same
+    folder gets a new identity, so cached answers of the old one are never reused."""
+    digest = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        path = adapter_dir / name
+        if path.is_file():
+            with path.open("rb") as f:
+                while chunk := f.read(_CHUNK):
+                    digest.update(chunk)
+    return f"{adapter_dir.name}-{digest.hexdigest()[:12]}"
+
+
 def _missing_modules(model: LocalModel) -> list[str]:
     return [m for m in model.modules if importlib.util.find_spec(m) is None]
 

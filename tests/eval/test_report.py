@@ -101,14 +101,18 @@ def test_a_subset_of_the_same_dataset_is_a_row_of_its_own(results_dir: Path) -> 
     assert "| 0.500 | 0.750 |" in bm25[1]  # the full-corpus run is not replaced by the newer subset run
 
 
-def distill_file(date: str, student_calls: float, student_coverage: float) -> dict[str, object]:
+def distill_file(
+    date: str, student_calls: float, student_coverage: float, student_backend: str = "llamacpp"
+) -> dict[str, object]:
     def side(extractor: str, model: str, calls: float, coverage: float, failed: int) -> dict[str, object]:
-        return {"extractor": extractor, "model": model, "llm_calls_per_1000_words": calls,
+        return {"extractor": extractor, "backend": "llamacpp", "model": model,
+                "llm_calls_per_1000_words": calls,
                 "prompt_tokens_per_1000_words": 10_000.0, "completion_tokens_per_1000_words": 5_000.0,
                 "llm_seconds_per_1000_words": 10.0 * calls, "failed_chunks": failed, "chunks": 60,
                 "kg_coverage": {"coverage": coverage}}
     student = side("distilled", "adapters/student", student_calls, student_coverage, 3)
     student["agreement_with_teacher"] = {"f1": 0.5}
+    student["backend"] = student_backend
     return {"benchmark": "distill", "date": date, "passages": 50, "words": 4000,
             "teacher": side("multistep", "teacher-1.5b", 12.0, 0.4, 1), "student": student}
 
@@ -122,13 +126,23 @@ def test_distillation_benchmark_gets_its_own_table_with_ratios(results_dir: Path
         ("teacher", "distill-new.json"), ("student", "distill-new.json")
     ]
     lines = report.table.splitlines()
-    teacher = next(line for line in lines if line.startswith("| teacher: multistep |"))
+    teacher = next(line for line in lines if line.startswith("| teacher: multistep (llamacpp) |"))
     assert "| 50 (4,000) | 12.0 | 10,000 | 5,000 | 120 | 1 / 60 | 0.400 | – |" in teacher
-    student = next(line for line in lines if line.startswith("| student: distilled |"))
+    student = next(line for line in lines if line.startswith("| student: distilled (llamacpp) |"))
     assert "| 3.0 |" in student and "| 3 / 60 | 0.380 | 0.500 |" in student
     ratio = next(line for line in lines if line.startswith("| ratio student / teacher |"))
     assert ratio.count("0.25x") == 2 and "0.95x" in ratio  # calls and seconds; coverage
     assert all(cell.strip() for cell in teacher.split("|")[1:-1])  # no empty cell in a data row
+
+
+def test_the_same_student_on_another_backend_is_a_row_of_its_own(results_dir: Path) -> None:
+    for backend, date in (("hf", "2025-01-01"), ("llamacpp", "2025-02-01")):
+        record = distill_file(f"{date}T00:00:00+00:00", 1, 0.1, student_backend=backend)
+        (results_dir / f"distill-{backend}.json").write_text(json.dumps(record))
+    students = [r for r in build_report(results_dir).distill_rows if r.role == "student"]
+    assert [(r.backend, r.file) for r in students] == [
+        ("hf", "distill-hf.json"), ("llamacpp", "distill-llamacpp.json")
+    ]
 
 
 def test_plots_are_pngs_and_report_md_links_them(results_dir: Path) -> None:

@@ -45,3 +45,14 @@ def test_bad_output_is_repaired_then_reported() -> None:
     failed = DistilledExtractor(fake).extract("Frida Kahlo was born in Coyoacan.")
     assert failed.failure is not None and failed.failure.startswith("one_call:")
     assert failed.graph.quadruples == [] and len(failed.issues) == 2
+
+
+def test_on_llama_cpp_every_call_is_grammar_constrained_with_the_training_prompt() -> None:
+    fake = ScriptedChatModel([json.dumps(GRAPH)])
+    fake.name = "llamacpp"  # its json_schema is a grammar: the prompt stays the trained one
+    result = DistilledExtractor(fake).extract("Frida Kahlo was born in Coyoacan.")
+    assert result.ok and fake.calls[0].json_schema is not None
+    prompt = load_prompt("one_call")
+    assert fake.calls[0].messages == chat_messages(
+        prompt.system, prompt.user, "Frida Kahlo was born in Coyoacan."
+    )

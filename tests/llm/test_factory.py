@@ -113,6 +113,10 @@ def test_student_backend_errors_are_clear(tmp_path: Path) -> None:
     (tmp_path / "adapter_config.json").write_text(config, encoding="utf-8")
     backend = make_student_backend(LLMSettings(backend="hf", model=str(tmp_path)), tmp_path)
     assert backend.model.startswith("smollm2-135m+")  # the adapter is part of the model's identity
+    # ... including its contents: retraining into the same folder must not reuse cached answers.
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"retrained")
+    retrained = make_student_backend(LLMSettings(backend="hf", model=str(tmp_path)), tmp_path)
+    assert retrained.model.startswith(f"smollm2-135m+{tmp_path.name}-") and retrained.model != backend.model
 
 
 def test_the_shipped_student_is_the_default_distilled_extractor(tmp_path: Path) -> None:
@@ -120,4 +124,10 @@ def test_the_shipped_student_is_the_default_distilled_extractor(tmp_path: Path) 
     assert (shipped / "adapter_config.json").is_file() and (shipped / "adapter_model.safetensors").is_file()
     for model in ("synthkg-student", "qwen2.5-coder-1.5b"):  # a teacher name: no student was named
         backend = make_student_backend(LLMSettings(backend="hf", model=model), tmp_path)
+        assert isinstance(backend, HFBackend)
         assert backend.adapter == shipped and backend.source == "smollm2-135m"
+        # Over a GGUF base, the default (llamacpp) runs the same adapter on llama.cpp.
+        fast = make_student_backend(LLMSettings(model=model, threads=2), tmp_path)
+        assert isinstance(fast, LlamaCppBackend)
+        assert (fast.adapter, fast.source, fast.threads) == (shipped, "smollm2-135m", 2)
+        assert fast.model == backend.model  # same identity; the backend name tells them apart
