@@ -266,6 +266,28 @@ def build_set(
         typer.echo(f"{name}: {path}")
 
 
+@app.command("export-gguf")
+def export_gguf(
+    ctx: typer.Context,
+    adapter: Annotated[Path, typer.Argument(help="A LoRA adapter folder written by `synthkg train`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The llama.cpp adapter file (.gguf).")],
+) -> None:
+    """Export a LoRA adapter over a GGUF base for llama.cpp (e.g. `llama-server -m BASE.gguf --lora
+    OUT.gguf`). `synthkg ingest --extractor distilled` does this by itself on the llamacpp backend."""
+    from synthkg.llm.base import LLMError
+    from synthkg.llm.local_models import resolve_model_path
+    from training.gguf_adapter import export_lora_gguf
+    from training.student import adapter_config
+
+    try:
+        base = adapter_config(adapter).get("base_model_name_or_path") or ""
+        base_gguf = resolve_model_path(base, _settings(ctx).cache_dir)
+        path = export_lora_gguf(adapter, base_gguf, output)
+    except (TrainingError, LLMError) as exc:
+        fail(f"{exc} (llama.cpp adapters need a GGUF base: a local model name or a .gguf file)")
+    typer.echo(f"{path} (base: {base_gguf})")
+
+
 def _token_counter(ctx: typer.Context, base_model: str) -> Callable[[Example], int]:
     from training.student import load_tokenizer, resolve_base
 

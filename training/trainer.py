@@ -481,7 +481,9 @@ from training.student import generate_graph, load_student
 model, tokenizer = load_student("{result.base_model}", "{result.output_dir}")
 print(generate_graph(model, tokenizer, chunk_text, system_prompt))
 ```
-or the `hf` LLM backend with model `{result.base_model}` and this folder as its adapter. Prompt the
-student with the system prompt and user template it was trained with (see the examples' messages).
+or `synthkg ingest --extractor distilled --model {result.output_dir}`: over a GGUF base it runs on
+llama.cpp (the adapter is exported once; `synthkg train export-gguf` writes it for llama-server),
+with `--backend hf` on transformers. Prompt the student with the system prompt and user template it
+was trained with (see the examples' messages).
 """
     (result.output_dir / "README.md").write_text(card, encoding="utf-8")

@@ -106,3 +106,17 @@ def test_help_describes_the_options() -> None:
     assert result.exit_code == 0
     for option in ("--data", "--base-model", "--output", "--max-steps", "--resume", "--merge", "build-set"):
         assert option in result.output
+
+
+def test_export_gguf_writes_a_llama_cpp_adapter_or_says_why_not(tmp_path: Path) -> None:
+    from synthkg.llm.factory import shipped_student_path
+
+    result = runner.invoke(app, ["export-gguf", str(shipped_student_path()), "-o", str(tmp_path / "s.gguf")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "s.gguf").read_bytes()[:4] == b"GGUF"
+    folder_base = tmp_path / "adapter"
+    folder_base.mkdir()
+    (folder_base / "adapter_config.json").write_text('{"base_model_name_or_path": "/models/some-hf-folder"}')
+    result = runner.invoke(app, ["export-gguf", str(folder_base), "-o", str(tmp_path / "x.gguf")])
+    assert result.exit_code != 0 and "need a GGUF base" in result.output
+    assert not (tmp_path / "x.gguf").exists()
