@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import tempfile
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -56,7 +57,11 @@ def _build(name: str, dataset: Dataset, settings: Settings, extractor: str, embe
     with prepared.open_store() as store:
         kg = eval_kg(dataset, store, embedder, threshold, progress=False)
         triples = GraphTriples(store)
-        failed = sum(len(d.metadata.get("failed_chunks") or {}) for d in store.iter_documents())
+        reasons = Counter(
+            reason
+            for document in store.iter_documents()
+            for reason in (document.metadata.get("failed_chunks") or {}).values()
+        )
         chunks = store.counts().chunks
     per_k = 1000 / words
     row = {
@@ -68,7 +73,8 @@ def _build(name: str, dataset: Dataset, settings: Settings, extractor: str, embe
         "completion_tokens_per_1000_words": round(completion * per_k, 1),
         "llm_seconds_per_1000_words": round(seconds * per_k, 1),
         "build_wall_seconds_this_run": wall,
-        "failed_chunks": failed,
+        "failed_chunks": sum(reasons.values()),
+        "failure_reasons": dict(reasons.most_common()),  # "stage:reason" of each failed chunk's last call
         "chunks": chunks,
         "kg_coverage": kg.aggregates["supporting"].metrics,
         "triples": len(triples.all),
