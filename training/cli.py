@@ -106,6 +106,10 @@ def train_command(
     seed: Annotated[
         int, typer.Option(help="Seed of the LoRA initialization and data order.")
     ] = _DEFAULTS.seed,
+    group_by_length: Annotated[
+        bool,
+        typer.Option(help="Batch examples of similar length (less padding computed); off: random batches."),
+    ] = _DEFAULTS.group_by_length,
     threads: Annotated[
         int | None, typer.Option(help="CPU threads (default: $OMP_NUM_THREADS, else all available cores).")
     ] = None,
@@ -153,6 +157,7 @@ def train_command(
         save_steps=save_steps,
         save_total_limit=save_total_limit,
         seed=seed,
+        group_by_length=group_by_length,
         threads=threads,
         resume=resume,
         merge_adapter=merge,
