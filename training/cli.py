@@ -271,6 +271,39 @@ def build_set(
         typer.echo(f"{name}: {path}")
 
 
+@app.command("reproduce")
+def reproduce_command(
+    ctx: typer.Context,
+    adapter: Annotated[Path, typer.Argument(help="An adapter folder with its train_result.json.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the retrained adapter.")],
+    tolerance: Annotated[
+        float, typer.Option(help="Largest relative difference of each loss that counts as reproduced.")
+    ] = 0.02,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: as recorded).")] = None,
+) -> None:
+    """Retrain an adapter from the configuration it recorded (same data, checked by hash) and compare
+    the first / last training loss and the validation loss. Exit status 1 when they differ by more
+    than --tolerance; the comparison is written to OUTPUT/reproduction.json."""
+    from training.reproduce import reproduce
+
+    _show_progress()
+    try:
+        report = reproduce(adapter, output, _settings(ctx).cache_dir, tolerance=tolerance, threads=threads)
+    except TrainingError as exc:
+        fail(str(exc))
+    for key, recorded in report.recorded.items():
+        difference = report.relative_difference[key]
+        shown = "n/a" if difference is None else f"{difference:.2%}"
+        typer.echo(f"{key}: recorded {recorded}, now {report.reproduced[key]} (difference {shown})")
+    if not report.data_checked:
+        typer.echo("note: the adapter recorded no data hashes; the data files were taken as they are")
+    verdict = "reproduced" if report.reproduced_within_tolerance else "NOT reproduced"
+    written = output / "reproduction.json"
+    typer.echo(f"{verdict} within {report.tolerance:.0%} ({report.seconds:.0f} s); {written}")
+    if not report.reproduced_within_tolerance:
+        raise typer.Exit(1)
+
+
 @app.command("export-gguf")
 def export_gguf(
     ctx: typer.Context,

@@ -1,6 +1,7 @@
 """Teacher synthesis: run the multi-step SynthKG extractor over corpora and write one teacher record per
 chunk (the input of `training.dataset`). Resumable: documents already in the output file are skipped,
-and with the call cache (the default) a restarted run repeats no finished LLM call.
+and with the call cache (the default) a restarted run repeats no finished LLM call. Ctrl-C or SIGTERM
+stops it after the call in flight, with its stats written.
 
     python -m training.synthesize CORPUS.json [...] --out data/teacher/records.jsonl \
         [--model qwen2.5-coder-1.5b] [--backend llamacpp|hf] [--workers N] [--limit N]
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -56,11 +58,12 @@ def synthesize(
     teacher_model: str,
     workers: int = 1,
     deadline: float | None = None,
+    stop: threading.Event | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Extract every document (skipping those already in `out`) and append their chunk records.
-    Documents not finished by `deadline` (a time.monotonic() value), or whose LLM calls failed, are left
-    for the next run (counted in "backend_errors" when not just out of time)."""
+    Documents not finished by `deadline` (a time.monotonic() value) or when `stop` is set, or whose LLM
+    calls failed, are left for the next run (counted in "backend_errors" when not just out of time)."""
     done = _done_documents(out)
     todo = [d for d in documents if d.id not in done]
     prompt_versions = {stage: load_prompt(stage).version_tag for stage in STAGES}
@@ -74,21 +77,25 @@ def synthesize(
         "decontextualized_tried": 0,
         "decontextualized_kept": 0,
         "timed_out": False,
+        "stopped": False,
         "backend_errors": 0,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
 
+    def halted() -> bool:
+        return (deadline is not None and time.monotonic() > deadline) or (stop is not None and stop.is_set())
+
     def run(doc: Document) -> list[dict[str, Any]] | None:
         records, previous = [], None
         for index, text in enumerate(chunk_text(doc.text)):
-            if deadline is not None and time.monotonic() > deadline:
-                return None  # out of time: leave the document for the next run
+            if halted():
+                return None  # out of time or stopped: leave the document for the next run
             try:
                 result = extractor.extract(text, previous)
             except LLMError as exc:
                 # A failed batch (out of GPU memory, say) loses its documents for this run only: they
                 # are not written, so the next run does them again.
-                if deadline is None or time.monotonic() <= deadline:
+                if not halted():
                     log.warning("%s: backend failed, left for the next run: %s", doc.title or doc.id, exc)
                     with lock:
                         stats["backend_errors"] += 1
@@ -123,6 +130,8 @@ def synthesize(
             if records is None:
                 if deadline is not None and time.monotonic() > deadline:
                     stats["timed_out"] = True
+                if stop is not None and stop.is_set():
+                    stats["stopped"] = True
                 continue
             with lock:
                 fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
@@ -178,6 +187,23 @@ def _stage_budgets(pairs: list[str]) -> dict[str, int]:
     return budgets
 
 
+def _stop_on_signals() -> threading.Event:
+    """An event set by the first Ctrl-C or SIGTERM: the run finishes its LLM call in flight, writes its
+    stats and exits; the next run resumes (the calls made are cached). A second signal stops at once."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        if stop.is_set():
+            signal.signal(signum, signal.SIG_DFL)
+            raise KeyboardInterrupt
+        log.warning("stopping after the LLM call in flight (signal again to stop now)")
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handle)
+    return stop
+
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -218,6 +244,7 @@ def main(
     budgets = _stage_budgets(max_tokens or [])
     raw = make_teacher_backend(backend, model, cache, device, max_batch, workers, deadline, batch_wait)
     usage = Usage()
+    stop = _stop_on_signals()
     with CachedBackend(raw, cache, usage=usage) as cached:
         stats = synthesize(
             loaded.documents,
@@ -226,6 +253,7 @@ def main(
             teacher_model=f"{backend}:{model}",
             workers=workers,
             deadline=deadline,
+            stop=stop,
         )
     stats["usage"] = usage.to_dict()
     stats["teacher"] = {

@@ -24,6 +24,7 @@ gloo (checked here with 2 processes). `<output_dir>` must be a shared filesystem
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -413,6 +414,10 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _write_records(config: TrainConfig, result: TrainResult) -> None:
     """train_result.json (everything, machine-readable) and README.md (the model card)."""
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
@@ -422,6 +427,8 @@ def _write_records(config: TrainConfig, result: TrainResult) -> None:
         key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(result).items()
     }
     record["config"] = settings
+    # So that `synthkg train reproduce` can tell whether the data is still what this adapter learned.
+    record["data_sha256"] = {str(p): file_sha256(p) for p in [*config.train_files, *config.validation_files]}
     (result.output_dir / "train_result.json").write_text(
         json.dumps(record, indent=2) + "\n", encoding="utf-8"
     )

@@ -4,7 +4,9 @@ and replaying the records into a store (`synthkg.extract.replay`) gives the grap
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -78,6 +80,25 @@ def test_a_backend_failure_loses_only_its_document_for_this_run(corpus: Path, tm
     assert DOCS["b.txt"] not in {r["source_text"] for r in _lines(out)}
     stats = _synthesize(corpus, out, RuleBasedLLM())  # the next run does it
     assert (stats["skipped_documents"], stats["documents"]) == (2, 1)
+
+
+def test_a_stop_request_leaves_the_remaining_documents_for_the_next_run(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "teacher.jsonl"
+    stop = threading.Event()
+    llm = RuleBasedLLM()
+    respond = llm.chat
+
+    def chat_then_stop(*args: Any, **kwargs: Any) -> Any:
+        stop.set()  # as the signal handler does, during the first document's calls
+        return respond(*args, **kwargs)
+
+    llm.chat = chat_then_stop  # type: ignore[method-assign]
+    documents = load_documents([corpus]).documents
+    extractor = MultiStepExtractor(llm)
+    stats = synthesize(documents, extractor, out, teacher_model="rule", stop=stop, progress=False)
+    assert stats["stopped"] and stats["documents"] == 1 and len(_lines(out)) == 1  # its call in flight ends
+    rest = _synthesize(corpus, out, RuleBasedLLM())
+    assert (rest["documents"], rest["skipped_documents"], len(_lines(out))) == (2, 1, 3)
 
 
 def test_replayed_records_build_the_same_graph_as_the_live_extractor(corpus: Path, tmp_path: Path) -> None:

@@ -99,6 +99,17 @@ def test_training_lowers_the_loss_and_writes_the_run(trained: TrainResult) -> No
         assert fact in card
 
 
+def test_reproduce_retrains_the_recorded_config_to_the_same_losses(
+    trained: TrainResult, cache_dir: Path, tmp_path: Path
+) -> None:
+    from training.reproduce import reproduce
+
+    report = reproduce(trained.output_dir, tmp_path / "again", cache_dir)
+    assert report.data_checked and report.reproduced_within_tolerance, report
+    assert report.reproduced["eval_loss"] is not None
+    assert json.loads((tmp_path / "again" / "reproduction.json").read_text())["reproduced_within_tolerance"]
+
+
 def test_loss_is_taken_on_the_answer_only(data: dict[str, Path], cache_dir: Path) -> None:
     tokenizer = load_tokenizer(resolve_base("smollm2-135m", cache_dir), cache_dir)
     example = read_examples([data["train"]])[0]

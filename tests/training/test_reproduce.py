@@ -1,0 +1,54 @@
+"""`synthkg train reproduce`: what it checks before retraining (no model loaded here; the retraining
+itself is in test_training_slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training.errors import TrainingError
+from training.reproduce import recorded_config
+from training.trainer import file_sha256
+
+
+def adapter_with_record(tmp_path: Path, *, hashes: bool = True, **config: object) -> tuple[Path, Path]:
+    tmp_path.mkdir(exist_ok=True)
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"messages": []}\n', encoding="utf-8")
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    settings = {"train_files": [str(data)], "output_dir": "old", "lora_r": 4, "no_longer_an_option": 1}
+    record: dict[str, object] = {"config": settings | config, "eval_loss": 0.5}
+    if hashes:
+        record["data_sha256"] = {str(data): file_sha256(data)}
+    (adapter / "train_result.json").write_text(json.dumps(record), encoding="utf-8")
+    return adapter, data
+
+
+def test_the_recorded_config_is_retrained_into_the_new_folder(tmp_path: Path) -> None:
+    adapter, data = adapter_with_record(tmp_path)
+    config, record, checked = recorded_config(adapter, tmp_path / "new", tmp_path / "cache")
+    assert (config.train_files, config.output_dir, config.lora_r) == ([data], tmp_path / "new", 4)
+    assert config.group_by_length is False  # recorded before the option existed: random batches
+    assert checked and record["eval_loss"] == 0.5
+    adapter, _ = adapter_with_record(tmp_path / "grouped", group_by_length=True)
+    assert recorded_config(adapter, tmp_path / "new", tmp_path / "cache")[0].group_by_length is True
+
+
+def test_changed_or_missing_data_and_missing_records_stop_it_before_training(tmp_path: Path) -> None:
+    adapter, data = adapter_with_record(tmp_path)
+    data.write_text('{"messages": ["changed"]}\n', encoding="utf-8")
+    with pytest.raises(TrainingError, match="data changed since"):
+        recorded_config(adapter, tmp_path / "new", tmp_path / "cache")
+    data.unlink()
+    with pytest.raises(TrainingError, match="not found"):
+        recorded_config(adapter, tmp_path / "new", tmp_path / "cache")
+    with pytest.raises(TrainingError, match="no training record"):
+        recorded_config(tmp_path, tmp_path / "new", tmp_path / "cache")
+
+
+def test_a_record_without_hashes_is_taken_as_it_is(tmp_path: Path) -> None:
+    adapter, _ = adapter_with_record(tmp_path, hashes=False)
+    assert recorded_config(adapter, tmp_path / "new", tmp_path / "cache")[2] is False

@@ -1,0 +1,109 @@
+"""Retrain an adapter from the configuration it recorded and compare the metrics: does `synthkg train`
+on this machine give the shipped (or any earlier) adapter again?
+
+The run reads `train_result.json` of the adapter (the whole TrainConfig, the data files' sha256 and the
+losses), trains the same configuration into a fresh folder, and compares the first and last logged
+training loss and the final validation loss. Training is seeded (LoRA initialization, dropout, data
+order), so on the same software the losses agree closely; float reductions that depend on thread count
+or CPU kind leave differences of a fraction of a percent, hence the relative tolerance."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from training.errors import TrainingError
+from training.trainer import TrainConfig, TrainResult, file_sha256, train
+
+RESULT_FILE = "train_result.json"
+COMPARED = ("first_loss", "last_loss", "eval_loss")
+# Options of TrainConfig added after an adapter was trained, with the value it was trained with.
+_BEFORE_THE_OPTION = {"group_by_length": False}
+
+
+@dataclass
+class Reproduction:
+    adapter_dir: Path
+    output_dir: Path
+    recorded: dict[str, float | None]
+    reproduced: dict[str, float | None]
+    relative_difference: dict[str, float | None]
+    tolerance: float
+    reproduced_within_tolerance: bool
+    data_checked: bool  # the data files' hashes were recorded and match
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in fields(self)}
+
+
+def recorded_config(adapter_dir: Path, output_dir: Path, cache_dir: Path) -> tuple[TrainConfig, dict, bool]:
+    """(the config to retrain with, the recorded result, whether data hashes were checked). Fails before
+    any training when the record is missing or the data files are missing or changed."""
+    path = adapter_dir / RESULT_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        settings = dict(record["config"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TrainingError(f"{path}: no training record to reproduce ({exc})") from None
+    known = {f.name for f in fields(TrainConfig)}
+    settings = {**_BEFORE_THE_OPTION, **{k: v for k, v in settings.items() if k in known}}
+    files = [Path(p) for p in [*settings["train_files"], *settings.get("validation_files", [])]]
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise TrainingError(f"data of {adapter_dir} not found: {', '.join(missing)} (run from the repo root)")
+    hashes = record.get("data_sha256") or {}
+    changed = [str(p) for p in files if str(p) in hashes and hashes[str(p)] != file_sha256(p)]
+    if changed:
+        raise TrainingError(f"data changed since {adapter_dir} was trained: {', '.join(changed)}")
+    settings.update(
+        train_files=[Path(p) for p in settings["train_files"]],
+        validation_files=[Path(p) for p in settings.get("validation_files", [])],
+        output_dir=output_dir,
+        cache_dir=cache_dir,
+        resume=False,
+        merge_adapter=False,
+    )
+    return TrainConfig(**settings), record, bool(hashes) and all(str(p) in hashes for p in files)
+
+
+def reproduce(
+    adapter_dir: str | Path,
+    output_dir: str | Path,
+    cache_dir: Path,
+    *,
+    tolerance: float = 0.02,
+    threads: int | None = None,
+) -> Reproduction:
+    """Retrain `adapter_dir`'s recorded configuration into `output_dir` and compare its losses (relative
+    difference <= `tolerance` for each). Writes `reproduction.json` into `output_dir`."""
+    adapter_dir, output_dir = Path(adapter_dir), Path(output_dir)
+    config, record, data_checked = recorded_config(adapter_dir, output_dir, cache_dir)
+    if threads is not None:
+        config.threads = threads
+    started = time.perf_counter()
+    result: TrainResult = train(config)
+    recorded = {key: record.get(key) for key in COMPARED}
+    reproduced = {key: getattr(result, key) for key in COMPARED}
+    difference = {
+        key: abs(reproduced[key] - value) / abs(value) if value and reproduced[key] is not None else None
+        for key, value in recorded.items()
+    }
+    report = Reproduction(
+        adapter_dir=adapter_dir,
+        output_dir=output_dir,
+        recorded=recorded,
+        reproduced=reproduced,
+        relative_difference=difference,
+        tolerance=tolerance,
+        reproduced_within_tolerance=all(
+            d is not None and d <= tolerance for k, d in difference.items() if recorded[k] is not None
+        ),
+        data_checked=data_checked,
+        seconds=round(time.perf_counter() - started, 1),
+    )
+    (output_dir / "reproduction.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", "utf-8")
+    return report
