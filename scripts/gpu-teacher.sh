@@ -6,7 +6,7 @@
 #       bash scripts/gpu-teacher.sh NAME CORPUS... [--limit N]
 #
 # One process: on an H100 one process batching 160 passages already keeps the GPU 97% busy, and four
-# processes at once ran out of its 80 GB (see data/teacher/README.md). Needs python3 with torch and
+# processes at once ran out of its 80 GB (see data/README.md). Needs python3 with torch and
 # transformers, plus the wheels in .whl for what the machine lacks (pydantic, pysbd, rouge-score, gguf...).
 # Writes NAME.jsonl, NAME.stats.json, NAME.log and a GPU log, packed into $OUT/teacher.tgz. No batch is
 # started after MAX_SECONDS; the process is stopped at HARD_SECONDS (default MAX_SECONDS + 150), so

@@ -66,7 +66,8 @@ def test_exported_adapter_matches_transformers_and_peft(tmp_path: Path) -> None:
     assert len(names) == 30 * 4 * 2 and "blk.0.attn_q.weight.lora_b" in names
 
     model, tokenizer = load_student("smollm2-135m", shipped_student_path(), cache_dir=cache, threads=2)
-    example = json.loads(Path("data/distill/validation.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    validation = Path(__file__).resolve().parents[2] / "data" / "distill" / "validation.jsonl"
+    example = json.loads(validation.read_text(encoding="utf-8").splitlines()[0])
     messages = example["messages"]
     prompt = tokenizer.apply_chat_template(messages[:2], add_generation_prompt=True, return_dict=True)
     answer = tokenizer(messages[2]["content"], add_special_tokens=False)["input_ids"][:120]
