@@ -5,6 +5,8 @@ optionally that block pasted into a README between the markers
     <!-- eval-report:start -->
     <!-- eval-report:end -->
 
+(and the store and ingestion benchmark tables into their own blocks, see eval.bench_tables).
+
 Only the latest run per (dataset and its size, kind, mode, extractor) is shown: reruns replace their
 older numbers instead of piling up."""
 
@@ -18,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from eval.bench_tables import TABLES
 from eval.runner import DEFAULT_RESULTS_DIR, EvalResult
 
 START_MARKER = "<!-- eval-report:start -->"
@@ -346,17 +349,25 @@ def _group(row: ReportRow) -> str:
     return f"{_scope(row)}\n{row.extractor}"
 
 
-def update_readme(readme: Path, block: str) -> bool:
-    """Replace the text between the markers in `readme` with `block`; False (nothing written) when the
-    file or a marker pair is missing. Never creates a README."""
+def markers(name: str | None = None) -> tuple[str, str]:
+    """The README markers of the main block, or of the block `name` (e.g. "store")."""
+    if name is None:
+        return START_MARKER, END_MARKER
+    return f"<!-- eval-report:{name}:start -->", f"<!-- eval-report:{name}:end -->"
+
+
+def update_readme(readme: Path, block: str, name: str | None = None) -> bool:
+    """Replace the text between the markers (of block `name`) in `readme` with `block`; False (nothing
+    written) when the file or a marker pair is missing. Never creates a README."""
     if not readme.is_file():
         return False
     text = readme.read_text(encoding="utf-8")
-    start = text.find(START_MARKER)
-    end = text.find(END_MARKER, start + len(START_MARKER)) if start >= 0 else -1
+    start_marker, end_marker = markers(name)
+    start = text.find(start_marker)
+    end = text.find(end_marker, start + len(start_marker)) if start >= 0 else -1
     if start < 0 or end < 0:
         return False
-    new = text[: start + len(START_MARKER)] + "\n" + block.strip() + "\n" + text[end:]
+    new = text[: start + len(start_marker)] + "\n" + block.strip() + "\n" + text[end:]
     if new != text:
         tmp = readme.with_name(f".{readme.name}.{os.getpid()}.tmp")
         tmp.write_text(new, encoding="utf-8")
@@ -395,6 +406,10 @@ def build_report(results_dir: Path = DEFAULT_RESULTS_DIR, readme: Path | None = 
                 f"{readme} has no {START_MARKER} ... {END_MARKER} markers: left unchanged; the table is "
                 "printed above"
             )
+        for name, make_table in TABLES.items():
+            bench_table = make_table(results_dir)
+            if bench_table is not None and update_readme(readme, bench_table, name):
+                report.notes.append(f"updated the {name} benchmark table in {readme}")
     return report
 
 

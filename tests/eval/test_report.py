@@ -12,6 +12,7 @@ from eval.report import (
     _pareto,
     build_report,
     load_results,
+    markers,
 )
 from eval.runner import Cost, DatasetInfo, EvalConfig, EvalResult, ModeSummary, StageCost
 
@@ -198,3 +199,32 @@ def test_empty_and_missing_results_folders(tmp_path: Path) -> None:
 def test_pareto_frontier() -> None:
     points = [(300.0, 0.5), (100.0, 0.3), (200.0, 0.2), (100.0, 0.1), (400.0, 0.5)]
     assert _pareto(points) == [(100.0, 0.3), (300.0, 0.5)]
+
+
+def test_store_and_ingest_benchmark_tables_fill_their_own_readme_blocks(results_dir: Path) -> None:
+    def store(rate: float, p50: float) -> dict[str, object]:
+        return {"relations_per_s": rate, "neighbors_1hop": {"p50_ms": p50, "p95_ms": 2 * p50},
+                "neighbors_2hop": {"p50_ms": 10 * p50, "p95_ms": 20 * p50}}
+    stores = {"embedded": store(20_000.0, 0.01), "neo4j": store(1_000.0, 5.0) | {"server": "ArcadeDB"}}
+    (results_dir / "store_bench.json").write_text(json.dumps({"benchmark": "store_bench", "stores": stores}))
+    per = {"llm_calls_per_passage": 2.3, "prompt_tokens_per_passage": 1570.6,
+           "completion_tokens_per_passage": 737.9, "seconds_per_passage": 54.75, "entities_per_passage": 9.7,
+           "propositions_per_passage": 5.6, "relations_per_passage": 7.0, "failed_chunks": 2, "chunks": 53}
+    for date, passages in (("2025-01-01", 12), ("2025-02-01", 50)):
+        run = {"benchmark": "ingest", "date": f"{date}T00:00:00", "model": "m", "passages": passages,
+               "per": per}
+        (results_dir / f"ingest-{passages}.json").write_text(json.dumps(run))
+    readme = results_dir / "README.md"
+    pairs = (markers(), markers("store"), markers("ingest"))
+    blocks = "".join(f"{start}\nold\n{end}\n" for start, end in pairs)
+    readme.write_text(blocks)
+    build_report(results_dir, readme=readme)
+    text = readme.read_text()
+    assert "old" not in text
+    assert "| Neo4jStore over Bolt (ArcadeDB) | 1,000 | 5.0 / 10.0 ms | 50.0 / 100.0 ms |" in text
+    assert "| ratio Neo4j / embedded (p50) | 0.05x | 500x | 500x |" in text
+    runs = [line for line in text.splitlines() if line.startswith("| `m`")]
+    assert [r.split(" | ")[0] for r in runs] == [
+        "| `m`, 50 passages (2025-02-01)", "| `m`, 12 passages (2025-01-01)"
+    ]
+    assert runs[0].endswith("| 2.30 | 1,571 | 738 | 54.8 | 9.7 | 5.6 | 7.0 | 2 / 53 |")

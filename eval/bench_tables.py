@@ -1,0 +1,93 @@
+"""The store and ingestion benchmark tables, generated from their committed result files
+(`eval/benchmarks/store_bench.py`, `eval/benchmarks/ingest_bench.py`) so the README never carries
+numbers copied by hand. `synthkg eval report --readme` writes each between its own markers:
+
+    <!-- eval-report:store:start -->   <!-- eval-report:store:end -->
+    <!-- eval-report:ingest:start -->  <!-- eval-report:ingest:end -->
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+STORE_RESULT = "store_bench.json"
+
+
+def _benchmark_files(results_dir: Path, benchmark: str) -> list[tuple[Path, dict[str, Any]]]:
+    found = []
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("benchmark") == benchmark:
+            found.append((path, data))
+    return found
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f}" if value < 1 else f"{value:.1f}"
+
+
+def _latencies(store: dict[str, Any], hops: str) -> str:
+    return f"{_ms(store[hops]['p50_ms'])} / {_ms(store[hops]['p95_ms'])} ms"
+
+
+def _times(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if a / b < 1 else f"{a / b:,.0f}x"
+
+
+def store_table(results_dir: Path) -> str | None:
+    """Write throughput and neighbourhood query latency of both stores, and Neo4j / embedded ratios."""
+    files = [data for path, data in _benchmark_files(results_dir, "store_bench") if path.name == STORE_RESULT]
+    if not files:
+        return None
+    stores = files[0]["stores"]
+    lines = ["| store | write (relations/s) | 1-hop p50 / p95 | 2-hop p50 / p95 |", "|---|---|---|---|"]
+    names = {"embedded": "EmbeddedStore", "neo4j": "Neo4jStore over Bolt"}
+    for key, name in names.items():
+        if key in stores:
+            store = stores[key]
+            server = f" ({store['server']})" if store.get("server") else ""
+            lines.append(
+                f"| {name}{server} | {store['relations_per_s']:,.0f} | {_latencies(store, 'neighbors_1hop')} "
+                f"| {_latencies(store, 'neighbors_2hop')} |"
+            )
+    if names.keys() <= stores.keys():
+        embedded, neo4j = stores["embedded"], stores["neo4j"]
+        hop1, hop2 = (
+            _times(neo4j[h]["p50_ms"], embedded[h]["p50_ms"]) for h in ("neighbors_1hop", "neighbors_2hop")
+        )
+        write = _times(neo4j["relations_per_s"], embedded["relations_per_s"])
+        lines.append(f"| ratio Neo4j / embedded (p50) | {write} | {hop1} | {hop2} |")
+    return "\n".join(lines)
+
+
+def ingest_table(results_dir: Path) -> str | None:
+    """Per passage cost and yield of each ingestion benchmark run, newest first."""
+    runs = sorted(
+        (data for _, data in _benchmark_files(results_dir, "ingest")), key=lambda d: d["date"], reverse=True
+    )
+    if not runs:
+        return None
+    lines = [
+        "| run | LLM calls | prompt tokens | completion tokens | seconds | entities | propositions "
+        "| relations | failed chunks |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        per = run["per"]
+        lines.append(
+            f"| `{run['model']}`, {run['passages']} passages ({run['date'][:10]}) "
+            f"| {per['llm_calls_per_passage']:.2f} | {per['prompt_tokens_per_passage']:,.0f} "
+            f"| {per['completion_tokens_per_passage']:,.0f} | {per['seconds_per_passage']:.1f} "
+            f"| {per['entities_per_passage']:.1f} | {per['propositions_per_passage']:.1f} "
+            f"| {per['relations_per_passage']:.1f} | {per['failed_chunks']} / {per['chunks']} |"
+        )
+    return "\n".join(lines)
+
+
+TABLES: dict[str, Callable[[Path], str | None]] = {"store": store_table, "ingest": ingest_table}
