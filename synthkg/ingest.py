@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from synthkg.chunking import DEFAULT_MAX_TOKENS, approx_token_count, chunk_text
 from synthkg.config import Settings
 from synthkg.extract.base import ExtractionResult, Extractor
+from synthkg.extract.distilled import DistilledExtractor, StudentPrompt, load_student_prompt
 from synthkg.extract.to_records import document_records
 from synthkg.llm.base import ChatBackend, ChatResult, LLMError, Message
 from synthkg.llm.cache import CachedBackend, Usage
@@ -134,7 +135,9 @@ class _SamplingBackend:
         return self.backend.chat(messages, **kwargs)
 
 
-def make_extractor(name: ExtractorName, backend: ChatBackend) -> Extractor:
+def make_extractor(
+    name: ExtractorName, backend: ChatBackend, student_prompt: StudentPrompt | None = None
+) -> Extractor:
     if name == "none":
         from synthkg.extract.chunks_only import ChunksOnlyExtractor
 
@@ -143,9 +146,7 @@ def make_extractor(name: ExtractorName, backend: ChatBackend) -> Extractor:
         from synthkg.extract.multistep import MultiStepExtractor
 
         return MultiStepExtractor(backend)
-    from synthkg.extract.distilled import DistilledExtractor
-
-    return DistilledExtractor(backend)
+    return DistilledExtractor(backend, prompt=student_prompt)
 
 
 class _Plan(BaseModel):
@@ -360,17 +361,22 @@ def ingest(
         if extractor is None and options.extractor == "none":
             extractor = retry_extractor = make_extractor("none", backend)
         elif extractor is None and not options.dry_run:
+            student_prompt = None
             if backend is None:
-                from synthkg.llm.factory import make_backend, make_student_backend
+                from synthkg.llm.factory import make_backend, make_student_backend, student_path
 
                 make = make_student_backend if options.extractor == "distilled" else make_backend
                 try:
                     backend = make(settings.llm, settings.cache_dir)
-                except LLMError as exc:
+                    if options.extractor == "distilled":
+                        student_prompt = load_student_prompt(student_path(settings.llm))
+                except (LLMError, ValueError) as exc:
                     raise IngestError(str(exc)) from exc
             cached = CachedBackend(as_backend(backend), settings.cache_dir, usage=usage)
-            extractor = make_extractor(options.extractor, cached)
-            retry_extractor = make_extractor(options.extractor, _SamplingBackend(cached, RETRY_TEMPERATURE))
+            extractor = make_extractor(options.extractor, cached, student_prompt)
+            retry_extractor = make_extractor(
+                options.extractor, _SamplingBackend(cached, RETRY_TEMPERATURE), student_prompt
+            )
         else:
             retry_extractor = extractor
         resolver = merge_log = None

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from synthkg.config import default_cache_dir
+from synthkg.extract.distilled import STUDENT_PROMPT_FILE, StudentPrompt
 from training.dataset import Example, read_examples, split_examples
 from training.errors import TrainingError
 from training.student import (
@@ -274,6 +275,7 @@ def train(config: TrainConfig) -> TrainResult:
         train_examples, validation_examples = split_examples(train_examples, config.validation_ratio)
     ref = resolve_base(config.base_model, config.cache_dir)
     resume_from = _check_output_dir(config, ref)
+    prompt = training_prompt(config.train_files[0], train_examples[0])
 
     torch = import_torch(config.threads)
     from peft import LoraConfig, get_peft_model
@@ -393,7 +395,7 @@ def train(config: TrainConfig) -> TrainResult:
         )
         if result.rank == 0:
             model.save_pretrained(output)
-            _write_records(config, result)
+            _write_records(config, result, prompt)
             if result.merged_dir is not None:
                 save_merged(model, tokenizer, result.merged_dir)
             elif (output / "merged").is_dir():
@@ -418,8 +420,32 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_records(config: TrainConfig, result: TrainResult) -> None:
-    """train_result.json (everything, machine-readable) and README.md (the model card)."""
+def training_prompt(train_file: Path, example: Example) -> StudentPrompt | None:
+    """The prompt the examples were built with, from the build-set stats.json beside them, when its
+    system prompt is the one the examples carry; None otherwise (the user template is not recoverable
+    from rendered examples)."""
+    try:
+        stats = json.loads((train_file.parent / "stats.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    first = example.messages[0]
+    if not isinstance(stats, dict) or first.role != "system" or stats.get("system_prompt") != first.content:
+        return None
+    if not isinstance(stats.get("user_template"), str):
+        return None
+    return StudentPrompt(
+        system_prompt=first.content,
+        user_template=stats["user_template"],
+        prompt=stats.get("prompt", "custom"),
+    )
+
+
+def _write_records(config: TrainConfig, result: TrainResult, prompt: StudentPrompt | None) -> None:
+    """train_result.json (everything, machine-readable), student_prompt.json (how to prompt the
+    student) and README.md (the model card)."""
+    if prompt is not None:
+        prompt_file = result.output_dir / STUDENT_PROMPT_FILE
+        prompt_file.write_text(prompt.model_dump_json(indent=2) + "\n", encoding="utf-8")
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     settings["train_files"] = [str(p) for p in config.train_files]
     settings["validation_files"] = [str(p) for p in config.validation_files]
@@ -450,6 +476,11 @@ def _write_records(config: TrainConfig, result: TrainResult) -> None:
     }
     threads = config.threads or "torch default"
     table = "\n".join(f"| {k} | {v} |" for k, v in hyper.items())
+    prompt_note = (
+        f"{STUDENT_PROMPT_FILE} ({prompt.prompt}), which the distilled extractor reads"
+        if prompt is not None
+        else "see the examples' messages (no build-set stats.json beside them to record it from)"
+    )
     card = f"""---
 library_name: peft
 base_model: {result.base_model}
@@ -496,6 +527,6 @@ print(generate_graph(model, tokenizer, chunk_text, system_prompt))
 or `synthkg ingest --extractor distilled --model {result.output_dir}`: over a GGUF base it runs on
 llama.cpp (the adapter is exported once; `synthkg train export-gguf` writes it for llama-server),
 with `--backend hf` on transformers. Prompt the student with the system prompt and user template it
-was trained with (see the examples' messages).
+was trained with: {prompt_note}.
 """
     (result.output_dir / "README.md").write_text(card, encoding="utf-8")

@@ -1,9 +1,16 @@
 """The distilled extractor (Distill-SynthKG): a small fine-tuned model writes a chunk's whole graph in ONE
 call. It is prompted exactly as it was trained (`training.dataset.chat_messages`: the one_call prompt's
-system text and user template, no worked examples), and its output goes through the same parser, repair
-policy and failure reporting as the multi-step teacher."""
+system text and user template, or those the student recorded in student_prompt.json; no worked
+examples), and its output goes through the same parser, repair policy and failure reporting as the
+multi-step teacher."""
 
 from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
 
 from synthkg.extract.base import Constrain, ExtractionResult, ask, with_quadruple_entities
 from synthkg.extract.schema import ChunkGraph
@@ -11,6 +18,30 @@ from synthkg.llm.base import GRAMMAR_BACKENDS, ChatBackend
 from synthkg.prompts import load_prompt
 
 STAGE = "one_call"
+# Written by `synthkg train` beside the adapter: the prompt its examples were built with.
+STUDENT_PROMPT_FILE = "student_prompt.json"
+
+log = logging.getLogger(__name__)
+
+
+class StudentPrompt(BaseModel):
+    """What a student was trained on: the system prompt and the user template ($chunk)."""
+
+    system_prompt: str
+    user_template: str
+    prompt: str = "custom"  # the versioned prompt it came from, e.g. "one_call@v1"
+
+
+def load_student_prompt(student_dir: Path) -> StudentPrompt | None:
+    """The prompt recorded beside a trained student, or None when it recorded none (trained before
+    the record existed, or on examples without a build-set stats.json: the one_call prompt is used)."""
+    path = student_dir / STUDENT_PROMPT_FILE
+    if not path.is_file():
+        return None
+    try:
+        return StudentPrompt.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, ValidationError) as exc:
+        raise ValueError(f"{path}: unreadable student prompt ({exc})") from None
 
 
 class DistilledExtractor:
@@ -23,6 +54,7 @@ class DistilledExtractor:
         max_attempts: int = 2,
         constrain: Constrain | None = None,
         max_tokens: int | None = None,
+        prompt: StudentPrompt | None = None,
     ) -> None:
         """`constrain` defaults by backend. On llama.cpp, "always": the schema becomes a grammar and the
         prompt stays the one the student learned (shipped student, 7 validation chunks: 5 parsed
@@ -34,6 +66,15 @@ class DistilledExtractor:
         self.constrain: Constrain = constrain or ("always" if backend.name in GRAMMAR_BACKENDS else "retry")
         self.max_tokens = max_tokens
         self.prompt = load_prompt(STAGE).model_copy(update={"examples": []})
+        if prompt is not None and (prompt.system_prompt, prompt.user_template) != (
+            self.prompt.system,
+            self.prompt.user,
+        ):
+            # A student trained on another prompt is asked exactly as it was trained.
+            self.prompt = self.prompt.model_copy(
+                update={"system": prompt.system_prompt, "user": prompt.user_template}
+            )
+            log.info("distilled extractor: the student's own prompt (%s)", prompt.prompt)
 
     def extract(self, chunk_text: str, previous_chunk: str | None = None) -> ExtractionResult:
         answer = ask(

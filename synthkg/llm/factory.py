@@ -64,6 +64,15 @@ def shipped_student_path() -> Path:
     return Path(training.__file__).resolve().parent / "adapters" / "smollm2-135m-synthkg"
 
 
+def student_path(settings: LLMSettings) -> Path:
+    """The student folder `settings.model` names: "synthkg-student" (also used when the setting names a
+    local teacher model, i.e. no student was named) is the shipped adapter."""
+    path = Path(settings.model).expanduser()
+    if settings.model == DEFAULT_STUDENT or (settings.model in LOCAL_MODELS and not path.exists()):
+        return shipped_student_path()
+    return path
+
+
 def make_student_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
     """The distilled student named by `settings.model`: an adapter folder written by `synthkg train`
     (its base is read from adapter_config.json), a merged transformers model folder, or
@@ -75,10 +84,7 @@ def make_student_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
     from synthkg.llm.hf import HFBackend
     from synthkg.llm.llamacpp import LlamaCppBackend
 
-    path = Path(settings.model).expanduser()
-    if settings.model == DEFAULT_STUDENT or (settings.model in LOCAL_MODELS and not path.exists()):
-        # No student named (the model setting still names a local teacher): the one shipped with synthkg.
-        path = shipped_student_path()
+    path = student_path(settings)
     options: dict[str, Any] = {
         "threads": settings.threads,
         "cache_dir": cache_dir,

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from synthkg.extract.distilled import DistilledExtractor
+import pytest
+
+from synthkg.extract.distilled import (
+    STUDENT_PROMPT_FILE,
+    DistilledExtractor,
+    StudentPrompt,
+    load_student_prompt,
+)
 from synthkg.prompts import load_prompt
 from tests.fakes import ScriptedChatModel
 from training.dataset import chat_messages
@@ -56,3 +64,26 @@ def test_on_llama_cpp_every_call_is_grammar_constrained_with_the_training_prompt
     assert fake.calls[0].messages == chat_messages(
         prompt.system, prompt.user, "Frida Kahlo was born in Coyoacan."
     )
+
+
+def test_a_student_trained_on_another_prompt_is_asked_with_it(tmp_path: Path) -> None:
+    own = StudentPrompt(system_prompt="Graph it.", user_template="Text: $chunk", prompt="custom")
+    (tmp_path / STUDENT_PROMPT_FILE).write_text(own.model_dump_json(), encoding="utf-8")
+    loaded = load_student_prompt(tmp_path)
+    fake = ScriptedChatModel([json.dumps(GRAPH)])
+    assert DistilledExtractor(fake, prompt=loaded).extract("Frida Kahlo was born in Coyoacan.").ok
+    text = "Frida Kahlo was born in Coyoacan."
+    assert fake.calls[0].messages == chat_messages("Graph it.", "Text: $chunk", text)
+    assert load_student_prompt(tmp_path / "none") is None
+    (tmp_path / STUDENT_PROMPT_FILE).write_text("{broken", encoding="utf-8")
+    with pytest.raises(ValueError, match="unreadable student prompt"):
+        load_student_prompt(tmp_path)
+
+
+def test_the_shipped_student_records_the_prompt_it_was_trained_on() -> None:
+    from synthkg.llm.factory import shipped_student_path
+
+    recorded = load_student_prompt(shipped_student_path())
+    prompt = load_prompt("one_call")
+    assert recorded is not None
+    assert (recorded.system_prompt, recorded.user_template) == (prompt.system, prompt.user)

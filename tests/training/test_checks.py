@@ -112,3 +112,20 @@ def test_incomplete_checkpoints_are_not_resumed_from(tmp_path: Path) -> None:
     write_adapter(checkpoints / "checkpoint-12", "smollm2-135m")  # cut off mid-save
     assert _last_checkpoint(checkpoints) == checkpoints / "checkpoint-10"
     assert _last_checkpoint(tmp_path / "nothing") is None
+
+
+def test_the_training_prompt_comes_from_the_build_set_stats_beside_the_examples(
+    example_files: dict[str, Path],
+) -> None:
+    from training.dataset import read_examples
+    from training.trainer import training_prompt
+
+    train_file = example_files["train"]
+    example = read_examples([train_file])[0]
+    prompt = training_prompt(train_file, example)
+    assert prompt is not None and prompt.system_prompt == SYSTEM_PROMPT and "$chunk" in prompt.user_template
+    stats = json.loads(example_files["stats"].read_text())
+    example_files["stats"].write_text(json.dumps(stats | {"system_prompt": "another prompt"}))
+    assert training_prompt(train_file, example) is None  # not the prompt these examples carry
+    example_files["stats"].unlink()
+    assert training_prompt(train_file, example) is None
