@@ -9,11 +9,11 @@ tensor layout changes: the adapter's weights and scale (alpha / r) are written a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from training.errors import TrainingError
+from training.student import adapter_config
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 # Architectures whose llama.cpp layout is known here; llama permutes q/k rows, qwen2 does not.
@@ -68,7 +68,7 @@ def export_lora_gguf(adapter_dir: str | Path, base_gguf: str | Path, output: str
     weights_file = adapter_dir / ADAPTER_WEIGHTS
     if not weights_file.is_file():
         raise TrainingError(f"no {ADAPTER_WEIGHTS} in {adapter_dir}")
-    config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    config = adapter_config(adapter_dir)
     alpha = _lora_scale_alpha(config, adapter_dir)
 
     reader = gguf.GGUFReader(str(base_gguf))
