@@ -280,6 +280,12 @@ def reproduce_command(
         float, typer.Option(help="Largest relative difference of each loss that counts as reproduced.")
     ] = 0.02,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: as recorded).")] = None,
+    base_model: Annotated[
+        str | None,
+        typer.Option(
+            help="A .gguf file of the recorded base, where its local-model package is not installed."
+        ),
+    ] = None,
 ) -> None:
     """Retrain an adapter from the configuration it recorded (same data, checked by hash) and compare
     the first / last training loss and the validation loss. Exit status 1 when they differ by more
@@ -288,7 +294,14 @@ def reproduce_command(
 
     _show_progress()
     try:
-        report = reproduce(adapter, output, _settings(ctx).cache_dir, tolerance=tolerance, threads=threads)
+        report = reproduce(
+            adapter,
+            output,
+            _settings(ctx).cache_dir,
+            tolerance=tolerance,
+            threads=threads,
+            base_model=base_model,
+        )
     except TrainingError as exc:
         fail(str(exc))
     for key, recorded in report.recorded.items():

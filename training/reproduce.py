@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from training.errors import TrainingError
+from training.student import resolve_base
 from training.trainer import TrainConfig, TrainResult, file_sha256, train
 
 RESULT_FILE = "train_result.json"
@@ -40,9 +41,12 @@ class Reproduction:
         return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in fields(self)}
 
 
-def recorded_config(adapter_dir: Path, output_dir: Path, cache_dir: Path) -> tuple[TrainConfig, dict, bool]:
+def recorded_config(
+    adapter_dir: Path, output_dir: Path, cache_dir: Path, base_model: str | None = None
+) -> tuple[TrainConfig, dict, bool]:
     """(the config to retrain with, the recorded result, whether data hashes were checked). Fails before
-    any training when the record is missing or the data files are missing or changed."""
+    any training when the record is missing, the data files are missing or changed, or `base_model`
+    (a file standing in for a base not installed here) is not the recorded base."""
     path = adapter_dir / RESULT_FILE
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -59,6 +63,15 @@ def recorded_config(adapter_dir: Path, output_dir: Path, cache_dir: Path) -> tup
     changed = [str(p) for p in files if str(p) in hashes and hashes[str(p)] != file_sha256(p)]
     if changed:
         raise TrainingError(f"data changed since {adapter_dir} was trained: {', '.join(changed)}")
+    # The base as the adapter records it (a local model name), not the path it was given where it was
+    # trained: a GPU machine without the model's packages trains from a carried file.
+    recorded_base = record.get("base_model") or settings.get("base_model")
+    if base_model is not None:
+        identity = resolve_base(base_model, cache_dir).identity
+        if identity != recorded_base:
+            raise TrainingError(f"{adapter_dir} was trained on {recorded_base!r}, not on {identity!r}")
+    if base_model or recorded_base:
+        settings["base_model"] = base_model or recorded_base
     settings.update(
         train_files=[Path(p) for p in settings["train_files"]],
         validation_files=[Path(p) for p in settings.get("validation_files", [])],
@@ -77,11 +90,12 @@ def reproduce(
     *,
     tolerance: float = 0.02,
     threads: int | None = None,
+    base_model: str | None = None,
 ) -> Reproduction:
     """Retrain `adapter_dir`'s recorded configuration into `output_dir` and compare its losses (relative
     difference <= `tolerance` for each). Writes `reproduction.json` into `output_dir`."""
     adapter_dir, output_dir = Path(adapter_dir), Path(output_dir)
-    config, record, data_checked = recorded_config(adapter_dir, output_dir, cache_dir)
+    config, record, data_checked = recorded_config(adapter_dir, output_dir, cache_dir, base_model)
     if threads is not None:
         config.threads = threads
     started = time.perf_counter()

@@ -52,3 +52,19 @@ def test_changed_or_missing_data_and_missing_records_stop_it_before_training(tmp
 def test_a_record_without_hashes_is_taken_as_it_is(tmp_path: Path) -> None:
     adapter, _ = adapter_with_record(tmp_path, hashes=False)
     assert recorded_config(adapter, tmp_path / "new", tmp_path / "cache")[2] is False
+
+
+def test_the_recorded_base_is_used_or_a_file_of_the_same_model(tmp_path: Path) -> None:
+    # Trained on a GPU machine from a carried file: the record names the local model it is.
+    adapter, _ = adapter_with_record(tmp_path, base_model="/tmp/SmolLM2-135M-Instruct.Q4_1.gguf")
+    record = json.loads((adapter / "train_result.json").read_text(encoding="utf-8"))
+    (adapter / "train_result.json").write_text(json.dumps(record | {"base_model": "smollm2-135m"}), "utf-8")
+    assert recorded_config(adapter, tmp_path / "new", tmp_path / "cache")[0].base_model == "smollm2-135m"
+    same = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    same.write_bytes(b"GGUF")
+    config = recorded_config(adapter, tmp_path / "new", tmp_path / "cache", base_model=str(same))[0]
+    assert config.base_model == str(same)
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"GGUF")
+    with pytest.raises(TrainingError, match="was trained on 'smollm2-135m', not on"):
+        recorded_config(adapter, tmp_path / "new", tmp_path / "cache", base_model=str(other))

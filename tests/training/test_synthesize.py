@@ -106,10 +106,19 @@ def test_replayed_records_build_the_same_graph_as_the_live_extractor(corpus: Pat
     _synthesize(corpus, out, RuleBasedLLM())
 
     def build(name: str, **kwargs: object) -> set[str]:
-        settings = Settings(store=StoreSettings(path=tmp_path / name), cache_dir=tmp_path / f"{name}-cache",
-                            data_dir=tmp_path / f"{name}-data")
-        summary = ingest([corpus], settings=settings, embedder=HashingEmbedder(), progress=False,
-                         options=IngestOptions(), **kwargs)
+        settings = Settings(
+            store=StoreSettings(path=tmp_path / name),
+            cache_dir=tmp_path / f"{name}-cache",
+            data_dir=tmp_path / f"{name}-data",
+        )
+        summary = ingest(
+            [corpus],
+            settings=settings,
+            embedder=HashingEmbedder(),
+            progress=False,
+            options=IngestOptions(),
+            **kwargs,
+        )
         assert summary.documents_ingested == 3
         with EmbeddedStore(settings.store.path, read_only=True) as store:
             return {p.text for p in store.iter_propositions()}

@@ -93,8 +93,14 @@ def test_training_lowers_the_loss_and_writes_the_run(trained: TrainResult) -> No
     recorded = json.loads((out / "train_result.json").read_text())
     assert recorded["global_step"] == STEPS and recorded["config"]["lora_r"] == 8
     card = (out / "README.md").read_text()
-    facts = ("smollm2-135m", f"training examples: {trained.train_examples}", "s/step", "q_proj, v_proj",
-             "| batches | grouped by length |", "student_prompt.json")
+    facts = (
+        "smollm2-135m",
+        f"training examples: {trained.train_examples}",
+        "s/step",
+        "q_proj, v_proj",
+        "| batches | grouped by length |",
+        "student_prompt.json",
+    )
     assert json.loads((out / "student_prompt.json").read_text())["system_prompt"] == SYSTEM_PROMPT
     for fact in facts:
         assert fact in card
