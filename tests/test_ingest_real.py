@@ -87,3 +87,25 @@ def test_real_model_ingest_embedded_and_bolt(
         doc = graph_store.get_document(chunk.document_id)
         assert doc is not None and doc.title in {p["title"] for p in PASSAGES}
     assert graph_store.counts().relations >= 3
+
+
+def test_the_shipped_student_ingests_in_one_call_per_chunk(corpus: Path, tmp_path: Path) -> None:
+    # `synthkg ingest --extractor distilled` with no model named: the shipped adapter on llama.cpp.
+    settings = Settings(
+        store=StoreSettings(path=tmp_path / "graph"),
+        llm=LLMSettings(model="synthkg-student"),
+        cache_dir=tmp_path / "cache",
+        data_dir=tmp_path / "data",
+    )
+    options = IngestOptions(extractor="distilled")
+    summary = ingest([corpus], settings=settings, options=options, progress=False)
+    print(summary.render())
+    assert summary.documents_ingested == 3
+    calls = summary.usage["total"]["calls"]
+    assert 3 <= calls <= 6, calls  # one per chunk, plus a re-ask where an answer was unusable
+    from synthkg.store import open_store
+
+    with open_store(settings.store) as store:
+        everything = names_in(store)
+        assert store.find_entities("Robert Kenneth Kraft") or store.find_entities("Robert Kraft"), everything
+        assert store.counts().propositions >= 3

@@ -1,7 +1,7 @@
 """Distilled student vs multi-step teacher on the same dev passages, in one run.
 
     python -m eval.benchmarks.distill_bench --dataset ../shared/data/multihop/musique --passages 50 \
-        --student training/adapters/smollm2-135m-synthkg --teacher-cache .synthkg/bench/teacher-cache
+        --student training/adapters/qwen2.5-coder-0.5b-synthkg --teacher-cache .synthkg/bench/teacher-cache
 
 The passages are the supporting passages of the dataset's first questions (whole questions, at most
 --passages), which no training record comes from (training reads the train-split corpora). Each

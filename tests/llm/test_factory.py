@@ -125,9 +125,9 @@ def test_the_shipped_student_is_the_default_distilled_extractor(tmp_path: Path) 
     for model in ("synthkg-student", "qwen2.5-coder-1.5b"):  # a teacher name: no student was named
         backend = make_student_backend(LLMSettings(backend="hf", model=model), tmp_path)
         assert isinstance(backend, HFBackend)
-        assert backend.adapter == shipped and backend.source == "smollm2-135m"
+        assert backend.adapter == shipped and backend.source == "qwen2.5-coder-0.5b"
         # Over a GGUF base, the default (llamacpp) runs the same adapter on llama.cpp.
         fast = make_student_backend(LLMSettings(model=model, threads=2), tmp_path)
         assert isinstance(fast, LlamaCppBackend)
-        assert (fast.adapter, fast.source, fast.threads) == (shipped, "smollm2-135m", 2)
+        assert (fast.adapter, fast.source, fast.threads) == (shipped, "qwen2.5-coder-0.5b", 2)
         assert fast.model == backend.model  # same identity; the backend name tells them apart

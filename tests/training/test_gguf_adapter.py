@@ -55,8 +55,8 @@ SHIPPED = Path(__file__).resolve().parents[2] / "training" / "adapters"
 @pytest.mark.parametrize(
     ("base_name", "adapter", "layers"),
     [
-        ("smollm2-135m", shipped_student_path(), 30),
-        ("qwen2.5-coder-0.5b", SHIPPED / "qwen2.5-coder-0.5b-synthkg", 24),
+        ("smollm2-135m", SHIPPED / "smollm2-135m-synthkg", 30),
+        ("qwen2.5-coder-0.5b", shipped_student_path(), 24),
     ],
 )
 def test_exported_adapter_matches_transformers_and_peft(
