@@ -160,18 +160,35 @@ class KnowledgeGraph:
 
     # --- building ------------------------------------------------------------------------------------
     def ingest(self, paths: list[str | Path] | str | Path, *, progress: bool = False,
-               **options: Any) -> IngestSummary:
+               student: str | Path | None = None, **options: Any) -> IngestSummary:
         """Ingest files or directories (see `synthkg.ingest.ingest`); `options` are `IngestOptions`
-        fields (extractor, limit, retry_failed, force, dry_run, concurrency, ...). Updates the index."""
+        fields (extractor, limit, retry_failed, force, dry_run, concurrency, ...). Updates the index.
+
+        With `extractor="distilled"` the one-call student does the extraction: the adapter folder
+        `student` names (written by `synthkg train`), else the settings' model where that names one,
+        else the shipped student. A backend given to `open` is used as the student instead (e.g. an
+        endpoint serving one), so `student` cannot be given with it."""
         from synthkg.ingest import IngestOptions, ingest
 
         opts = IngestOptions(**options)
         needs_llm = opts.extractor != "none" and not opts.dry_run
+        settings = self.settings
+        backend = None
+        if student is not None and (opts.extractor != "distilled" or self._user_backend is not None):
+            raise ValueError("`student` needs extractor='distilled' and no backend given to open()")
+        if opts.extractor == "distilled" and self._user_backend is None:
+            # ingest builds the student (adapter on its base, with its recorded prompt) from the settings;
+            # this object's own backend is the teacher/reader model, not a student.
+            if student is not None:
+                llm = settings.llm.model_copy(update={"model": str(student)})
+                settings = settings.model_copy(update={"llm": llm})
+        elif needs_llm:
+            backend = self._backend()
         summary = ingest(
             [paths] if isinstance(paths, str | Path) else paths,
-            settings=self.settings,
+            settings=settings,
             store=self._writable_store(),
-            backend=self._backend() if needs_llm else None,
+            backend=backend,
             embedder=self.embedder,
             options=opts,
             progress=progress,

@@ -203,3 +203,43 @@ def test_end_to_end_with_the_local_model(tmp_path: Path) -> None:
     assert answer.citations, "the model cited no passage"
     assert all(chunks[c.chunk_id] == c.text for c in answer.citations)
     assert 1 <= answer.usage.calls <= 2 * 5 + 1
+
+
+def test_distilled_ingest_builds_the_named_student(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kg.ingest(..., extractor="distilled")` asks the student (not the settings' teacher model) with the
+    prompt it recorded: the shipped one by default, or the adapter folder `student` names."""
+    import synthkg.llm.factory as factory
+    from synthkg.extract.distilled import STUDENT_PROMPT_FILE, StudentPrompt, load_student_prompt
+
+    graph = {"entities": [{"name": "Oslo", "type": "LOCATION"}, {"name": "Norway", "type": "LOCATION"}],
+             "quadruples": [{"subject": "Oslo", "relation": "is the capital of", "object": "Norway",
+                             "proposition": "Oslo is the capital of Norway."}]}
+    built: list[str] = []
+    fake = ScriptedChatModel(lambda call: json.dumps(graph))
+
+    def student_backend(settings: object, cache_dir: Path) -> ScriptedChatModel:
+        built.append(str(factory.student_path(settings)))  # type: ignore[arg-type]
+        return fake
+
+    monkeypatch.setattr(factory, "make_student_backend", student_backend)
+    monkeypatch.setattr(factory, "make_backend", lambda *a: pytest.fail("the teacher model was built"))
+    mine = tmp_path / "my-student"
+    mine.mkdir()
+    (mine / STUDENT_PROMPT_FILE).write_text(
+        StudentPrompt(system_prompt="Graph it.", user_template="Text: $chunk").model_dump_json()
+    )
+    corpus = tmp_path / "corpus.json"
+    corpus.write_text(json.dumps([{"id": "p1", "title": "Oslo", "text": "Oslo is the capital of Norway."}]))
+    settings = make_settings(tmp_path)
+    with KnowledgeGraph.open(tmp_path / "kg", settings=settings, embedder=HashingEmbedder()) as kg:
+        first = kg.ingest(corpus, extractor="distilled")
+        second = kg.ingest(corpus, extractor="distilled", student=mine, force=True)
+        with pytest.raises(ValueError, match="extractor='distilled'"):
+            kg.ingest(corpus, student=mine)
+        assert kg.store.find_entities("Norway")
+    assert built == [str(factory.shipped_student_path()), str(mine)]
+    assert first.propositions == second.propositions == 1
+    shipped = load_student_prompt(factory.shipped_student_path())
+    assert shipped is not None and fake.calls[0].messages[0]["content"] == shipped.system_prompt
+    assert fake.calls[1].messages == [{"role": "system", "content": "Graph it."},
+                                      {"role": "user", "content": "Text: Oslo is the capital of Norway."}]

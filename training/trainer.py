@@ -71,6 +71,9 @@ class TrainConfig:
     learning_rate: float = 2e-4
     epochs: float = 3.0
     max_steps: int | None = None  # when set, overrides epochs
+    # Stop after this many optimizer steps with the schedule (learning rates, data order) still that of
+    # the whole run: its first part, which `synthkg train reproduce --steps` compares with a record.
+    stop_after_steps: int | None = None
     batch_size: int = 4
     grad_accumulation: int = 1
     max_length: int = 1024  # tokens of prompt + answer; longer examples are dropped
@@ -102,6 +105,8 @@ class TrainConfig:
         bad = [f"{name}={value}" for name, value in positive.items() if value < 1]
         if self.max_steps is not None and self.max_steps < 1:
             bad.append(f"max_steps={self.max_steps}")
+        if self.stop_after_steps is not None and self.stop_after_steps < 1:
+            bad.append(f"stop_after_steps={self.stop_after_steps}")
         if self.max_steps is None and self.epochs <= 0:
             bad.append(f"epochs={self.epochs}")
         if not 0 <= self.lora_dropout < 1:
@@ -265,6 +270,19 @@ def _progress_callback(total_steps: int) -> Any:
     return ProgressLog()
 
 
+def _stop_callback(steps: int) -> Any:
+    from transformers import TrainerCallback
+
+    class StopAfter(TrainerCallback):  # type: ignore[misc]
+        """Ends training after `steps` optimizer steps; the step's own logging and evaluation still run."""
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step >= steps:
+                control.should_training_stop = True
+
+    return StopAfter()
+
+
 def train(config: TrainConfig) -> TrainResult:
     """Train (or, with `config.resume`, continue training) a LoRA adapter; see the module docstring."""
     config.check()
@@ -348,14 +366,17 @@ def train(config: TrainConfig) -> TrainResult:
         processing_class=tokenizer,
         callbacks=[_progress_callback(total_steps)],
     )
+    if config.stop_after_steps is not None:
+        trainer.add_callback(_stop_callback(config.stop_after_steps))
     if args.process_index == 0:
         logger.info(
-            "training %s + LoRA r=%d on %d examples (%d validation), %d steps%s",
+            "training %s + LoRA r=%d on %d examples (%d validation), %d steps%s%s",
             ref.identity,
             config.lora_r,
             len(train_set),
             len(eval_set),
             total_steps,
+            f", stopping after {config.stop_after_steps}" if config.stop_after_steps else "",
             f", resuming from {resume_from}" if resume_from else "",
         )
     # Its dict printouts would duplicate ProgressLog's lines.
@@ -462,6 +483,8 @@ def _write_records(config: TrainConfig, result: TrainResult, prompt: StudentProm
     data = "\n".join(f"- `{p}`" for p in [*config.train_files, *config.validation_files])
     held_out = "" if config.validation_files else f" (held out by hash, ratio {config.validation_ratio})"
     steps = f"max_steps {config.max_steps}" if config.max_steps else f"{config.epochs} epochs"
+    if config.stop_after_steps:
+        steps += f", stopped after step {config.stop_after_steps}"
     resumed = f" (resumed from {result.resumed_from.name})" if result.resumed_from else ""
     hyper = {
         "LoRA r / alpha / dropout": f"{config.lora_r} / {config.lora_alpha} / {config.lora_dropout}",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from training.errors import TrainingError
-from training.reproduce import recorded_config
+from training.reproduce import check_partial, logged_losses, recorded_config
 from training.trainer import file_sha256
 
 
@@ -68,3 +68,27 @@ def test_the_recorded_base_is_used_or_a_file_of_the_same_model(tmp_path: Path) -
     other.write_bytes(b"GGUF")
     with pytest.raises(TrainingError, match="was trained on 'smollm2-135m', not on"):
         recorded_config(adapter, tmp_path / "new", tmp_path / "cache", base_model=str(other))
+
+
+HISTORY = [
+    {"step": 1, "loss": 0.6},
+    {"step": 2, "loss": 0.5},
+    {"step": 2, "eval_loss": 0.55},
+    {"step": 4, "loss": 0.4},
+    {"train_runtime": 9.0},  # the Trainer's summary entry carries no step
+]
+
+
+def test_a_partial_run_compares_every_loss_logged_up_to_its_last_step() -> None:
+    assert logged_losses(HISTORY, 2) == {"loss@1": 0.6, "loss@2": 0.5, "eval_loss@2": 0.55}
+    assert list(logged_losses(HISTORY, 10)) == ["loss@1", "loss@2", "eval_loss@2", "loss@4"]
+
+
+def test_a_partial_run_must_stop_inside_a_logged_record(tmp_path: Path) -> None:
+    record = {"global_step": 4, "log_history": HISTORY}
+    check_partial(record, 2, tmp_path)
+    for steps in (0, 4, 9):
+        with pytest.raises(TrainingError, match="steps must be between 1 and 3"):
+            check_partial(record, steps, tmp_path)
+    with pytest.raises(TrainingError, match="recorded no losses in its first 3 steps"):
+        check_partial({"global_step": 4, "log_history": [{"step": 4, "loss": 0.4}]}, 3, tmp_path)

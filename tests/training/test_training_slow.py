@@ -117,6 +117,20 @@ def test_reproduce_retrains_the_recorded_config_to_the_same_losses(
     assert json.loads((tmp_path / "again" / "reproduction.json").read_text())["reproduced_within_tolerance"]
 
 
+def test_a_partial_reproduction_stops_early_and_compares_each_logged_loss(
+    trained: TrainResult, cache_dir: Path, tmp_path: Path
+) -> None:
+    from training.reproduce import reproduce
+
+    report = reproduce(trained.output_dir, tmp_path / "part", cache_dir, steps=15)
+    assert report.reproduced_within_tolerance, report
+    # logging_steps 5 and eval_steps 15: the losses at steps 1, 5, 10, 15 and the validation loss at 15.
+    assert list(report.reproduced) == ["loss@1", "loss@5", "loss@10", "loss@15", "eval_loss@15"]
+    assert report.recorded["loss@15"] == next(e["loss"] for e in trained.log_history if e.get("step") == 15)
+    saved = json.loads((tmp_path / "part" / "train_result.json").read_text())
+    assert saved["global_step"] == 15 and saved["config"]["stop_after_steps"] == 15
+
+
 def test_loss_is_taken_on_the_answer_only(data: dict[str, Path], cache_dir: Path) -> None:
     tokenizer = load_tokenizer(resolve_base("smollm2-135m", cache_dir), cache_dir)
     example = read_examples([data["train"]])[0]
