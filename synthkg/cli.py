@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from eval.cli import eval_app
-from synthkg.cli_options import BackendOpt, BaseUrlOpt, ModelOpt, fail, with_llm
+from synthkg.cli_options import BackendOpt, BaseUrlOpt, EngineOpt, ModelOpt, SlotsOpt, fail, with_llm
 from synthkg.config import Settings, load_settings
 from synthkg.store import StoreError, open_store
 from training.cli import app as train_app
@@ -221,7 +223,13 @@ def ingest(
     backend: BackendOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Documents extracted in parallel.")] = 1,
+    engine: EngineOpt = None,
+    slots: SlotsOpt = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Documents extracted in parallel (default: the server engine's slots, "
+                     "else the settings' [llm] concurrency)."),
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Ingest at most N documents.")] = None,
     retry_failed: Annotated[bool, typer.Option(help="Re-extract chunks that failed before.")] = False,
     force: Annotated[
@@ -244,7 +252,7 @@ def ingest(
     from synthkg.ingest import IngestError, IngestOptions
     from synthkg.ingest import ingest as run_ingest
 
-    settings = with_llm(settings_of(ctx), backend, model, base_url)
+    settings = with_llm(settings_of(ctx), backend, model, base_url, engine=engine, slots=slots)
     options = IngestOptions(extractor=extractor.value, limit=limit, retry_failed=retry_failed, force=force,
                             dry_run=dry_run, concurrency=concurrency)
     try:
@@ -274,6 +282,84 @@ ModeOpt = Annotated[
 KOpt = Annotated[int, typer.Option("--k", min=1, help="Chunks retrieved per (sub-)query.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 TEXT_PREVIEW_CHARS = 200
+
+
+@app.command()
+def extract(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Files or directories: .txt, .md, .json/.jsonl records with id/title/text."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Extraction records (JSONL), appended to.")],
+    extractor: Annotated[
+        ExtractorOption,
+        typer.Option(help="distilled: the one-call student (default); multistep: the teacher workflow."),
+    ] = ExtractorOption.distilled,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    engine: EngineOpt = None,
+    slots: SlotsOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Documents in flight (default: the server engine's slots, else the "
+                     "settings' [llm] concurrency)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="The first N documents only.")] = None,
+    max_seconds: Annotated[
+        float | None, typer.Option(help="Start no document after this many seconds (resume later).")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Extract a corpus to records without a store: one JSON line per chunk, replayable with
+    `synthkg ingest --records` or `synthkg eval ... --records`, and a training set for `synthkg train
+    build-set`. Resumable: documents already in --out are skipped, so rerun the same command after a
+    stop, a crash or --max-seconds. Ctrl-C stops after the calls in flight; each run's counts, tokens
+    and seconds are appended to <out>.stats.json."""
+    from synthkg.extract.corpus import append_stats, extract_corpus, stop_on_signals
+    from synthkg.ingest import IngestError, make_extraction
+    from synthkg.llm.cache import Usage
+    from synthkg.loaders import load_documents
+
+    if extractor == ExtractorOption.none:
+        fail("--extractor none extracts nothing: use `synthkg ingest --extractor none` for chunks only")
+    settings = with_llm(settings_of(ctx), backend, model, base_url, engine=engine, slots=slots)
+    loaded = load_documents(paths, limit=limit)
+    for error in loaded.errors:
+        typer.secho(f"warning: {error}", err=True, fg=typer.colors.YELLOW)
+    if not loaded.documents:
+        fail("no documents to extract")
+    usage = Usage()
+    try:
+        setup = make_extraction(settings, extractor.value, usage=usage)
+    except IngestError as exc:
+        fail(str(exc))
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    parallel = workers or getattr(setup.backend, "parallel", None) or settings.llm.concurrency
+    stop = stop_on_signals()
+    try:
+        stats = extract_corpus(loaded.documents, setup.extractor, out, model=setup.model,
+                               prompt_versions=setup.prompt_versions, workers=parallel, deadline=deadline,
+                               stop=stop, progress=progress)
+    finally:
+        if setup.cached is not None:
+            setup.cached.close()
+    stats["usage"] = usage.to_dict()
+    stats["extractor"] = {"name": extractor.value, "model": setup.model, "engine": settings.llm.engine,
+                          "slots": settings.llm.slots, "workers": parallel,
+                          "prompt_versions": setup.prompt_versions}
+    stats["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    stats_path = append_stats(out, stats)
+    total = usage.total()
+    typer.echo(
+        f"{stats['documents']} documents ({stats['chunks']} chunks, {stats['failed_chunks']} failed) in "
+        f"{stats['seconds']:.0f} s; {stats['skipped_documents']} already in {out}; "
+        f"{total.completion_tokens} completion tokens ({total.stopped_looping} loops stopped)"
+    )
+    if stats["timed_out"] or stats["stopped"] or stats["backend_errors"]:
+        typer.echo("not finished: rerun the same command to continue")
+    typer.echo(f"stats: {stats_path}")
 
 
 def _guard(action: Any) -> Any:

@@ -43,6 +43,27 @@ BaseUrlOpt = Annotated[
 ]
 
 
+class Engine(StrEnum):
+    server = "server"
+    python = "python"
+
+
+EngineOpt = Annotated[
+    Engine | None,
+    typer.Option(
+        help="How llamacpp runs a local model: server (llama.cpp's llama-server with parallel slots, the "
+        "default; built by scripts/setup.sh) or python (llama-cpp-python in process). Default: the "
+        "settings' [llm] engine.",
+    ),
+]
+SlotsOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1, help="Server engine: sequences decoded together (default: the settings' [llm] slots, 4)."
+    ),
+]
+
+
 def root_settings(ctx: typer.Context) -> Settings:
     """The settings the `synthkg` root command read, or the default search when a sub-command runs on
     its own (e.g. `python -m training`)."""
@@ -51,9 +72,16 @@ def root_settings(ctx: typer.Context) -> Settings:
 
 
 def with_llm(
-    settings: Settings, backend: LLMBackend | None, model: str | None, base_url: str | None
+    settings: Settings,
+    backend: LLMBackend | None,
+    model: str | None,
+    base_url: str | None,
+    *,
+    engine: Engine | None = None,
+    slots: int | None = None,
 ) -> Settings:
     """`settings` with the LLM options given on the command line."""
-    given = {"backend": backend.value if backend else None, "model": model, "base_url": base_url}
+    given = {"backend": backend.value if backend else None, "model": model, "base_url": base_url,
+             "engine": engine.value if engine else None, "slots": slots}
     update = {k: v for k, v in given.items() if v is not None}
     return settings.model_copy(update={"llm": settings.llm.model_copy(update=update)}) if update else settings

@@ -65,6 +65,18 @@ class LLMSettings(BaseModel):
     max_tokens: int = 1024
     context_size: int = 4096
     threads: int | None = Field(None, description="CPU threads for local models (default: all cores)")
+    engine: Literal["server", "python"] = Field(
+        "server",
+        description="llamacpp backend: 'server' runs llama.cpp's llama-server (parallel slots, grammar in "
+        "C++: ~2x the tokens/s of 'python' here), built by scripts/setup.sh; 'python' runs llama-cpp-python "
+        "in process",
+    )
+    slots: int = Field(
+        4, ge=1, description="server engine: sequences decoded together (continuous batching)"
+    )
+    server_binary: str | None = Field(
+        None, description="server engine: a llama-server binary (default: the one setup built)"
+    )
     repeat_penalty: float = 1.1
     concurrency: int = Field(1, ge=1, description="requests in flight (remote backends)")
     timeout_s: float = 300.0

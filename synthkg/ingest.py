@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -55,7 +56,11 @@ class IngestOptions(BaseModel):
     retry_failed: bool = Field(False, description="re-extract chunks that failed in an earlier run")
     force: bool = Field(False, description="re-extract unchanged documents too (cached calls are free)")
     dry_run: bool = Field(False, description="estimate calls and tokens, call no LLM, write nothing")
-    concurrency: int = Field(1, ge=1, description="documents extracted in parallel")
+    concurrency: int | None = Field(
+        None, ge=1,
+        description="documents extracted in parallel (None: as many as the backend decodes at once, its "
+        "`parallel` (the server engine's slots), else the settings' llm.concurrency)",
+    )
     max_chunk_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=16)
     resolve_with_embeddings: bool = True
     update_index: bool = Field(True, description="update the retrieval indexes after writing")
@@ -149,6 +154,46 @@ def make_extractor(
     return DistilledExtractor(backend, prompt=student_prompt)
 
 
+@dataclass
+class ExtractionSetup:
+    """An extractor assembled from settings, with what runs it."""
+
+    extractor: Extractor
+    retry_extractor: Extractor  # the same, asked with some sampling (--retry-failed)
+    backend: ChatBackend | None  # the raw backend; its `parallel` says how many calls to keep in flight
+    cached: CachedBackend | None  # the call cache in front of it (close it when done)
+    model: str  # "<backend>:<model>" for records
+    prompt_versions: dict[str, str]
+
+
+def make_extraction(
+    settings: Settings, name: ExtractorName, *, backend: Any = None, usage: Usage | None = None
+) -> ExtractionSetup:
+    """The extractor `name` over `backend` (a ChatBackend or langchain-core chat model; default: the one
+    the settings name: the student for "distilled"), behind the on-disk call cache. Raises IngestError
+    for settings that cannot run (a missing model or server binary, a malformed adapter)."""
+    if name == "none":
+        none = make_extractor("none", backend)
+        return ExtractionSetup(none, none, None, None, "none", {})
+    student_prompt = None
+    if backend is None:
+        from synthkg.llm.factory import make_backend, make_student_backend, student_path
+
+        make = make_student_backend if name == "distilled" else make_backend
+        try:
+            backend = make(settings.llm, settings.cache_dir)
+            if name == "distilled":
+                student_prompt = load_student_prompt(student_path(settings.llm))
+        except (LLMError, ValueError) as exc:
+            raise IngestError(str(exc)) from exc
+    raw = as_backend(backend)
+    cached = CachedBackend(raw, settings.cache_dir, usage=usage)
+    extractor = make_extractor(name, cached, student_prompt)
+    retry = make_extractor(name, _SamplingBackend(cached, RETRY_TEMPERATURE), student_prompt)
+    versions = getattr(extractor, "prompt_versions", {})
+    return ExtractionSetup(extractor, retry, raw, cached, f"{raw.name}:{raw.model}", dict(versions))
+
+
 class _Plan(BaseModel):
     """One document to extract, with its chunks and the chunk indexes to (re)do."""
 
@@ -221,6 +266,7 @@ class Ingestor:
         self.store, self.extractor, self.usage, self.options = store, extractor, usage, options
         self.retry_extractor = retry_extractor or extractor
         self.resolver, self.merge_log, self.progress = resolver, merge_log, progress
+        self.concurrency = options.concurrency or 1
 
     def _extract_document(self, plan: _Plan, tick: Callable[[], None]) -> list[ExtractionResult]:
         results: list[ExtractionResult] = []
@@ -240,7 +286,7 @@ class Ingestor:
         total = sum(len(p.chunks) for p in plans)
         bar = tqdm(total=total, unit="chunk", desc="extracting", disable=not self.progress, smoothing=0.1)
         try:
-            with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="extract") as pool:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="extract") as pool:
                 futures: list[tuple[_Plan, Future[list[ExtractionResult]]]] = [
                     (plan, pool.submit(self._extract_document, plan, lambda: bar.update(1)))
                     for plan in plans
@@ -358,25 +404,10 @@ def ingest(
         if own_store:
             store = open_store(settings.store)
         assert store is not None
-        if extractor is None and options.extractor == "none":
-            extractor = retry_extractor = make_extractor("none", backend)
-        elif extractor is None and not options.dry_run:
-            student_prompt = None
-            if backend is None:
-                from synthkg.llm.factory import make_backend, make_student_backend, student_path
-
-                make = make_student_backend if options.extractor == "distilled" else make_backend
-                try:
-                    backend = make(settings.llm, settings.cache_dir)
-                    if options.extractor == "distilled":
-                        student_prompt = load_student_prompt(student_path(settings.llm))
-                except (LLMError, ValueError) as exc:
-                    raise IngestError(str(exc)) from exc
-            cached = CachedBackend(as_backend(backend), settings.cache_dir, usage=usage)
-            extractor = make_extractor(options.extractor, cached, student_prompt)
-            retry_extractor = make_extractor(
-                options.extractor, _SamplingBackend(cached, RETRY_TEMPERATURE), student_prompt
-            )
+        if extractor is None and (options.extractor == "none" or not options.dry_run):
+            setup = make_extraction(settings, options.extractor, backend=backend, usage=usage)
+            extractor, retry_extractor = setup.extractor, setup.retry_extractor
+            backend, cached = setup.backend, setup.cached
         else:
             retry_extractor = extractor
         resolver = merge_log = None
@@ -389,6 +420,9 @@ def ingest(
             resolver = EntityResolver(
                 store, embedder if options.resolve_with_embeddings else None, blocked=merge_log.blocked()
             )
+        if options.concurrency is None:
+            parallel = getattr(backend, "parallel", None) or settings.llm.concurrency
+            options = options.model_copy(update={"concurrency": parallel})
         runner = Ingestor(store, extractor, usage=usage, options=options,  # type: ignore[arg-type]
                           retry_extractor=retry_extractor, resolver=resolver, merge_log=merge_log,
                           progress=progress)

@@ -4,7 +4,9 @@
     fake = ScriptedChatModel(lambda call: '{"text": "..."}' if call.stage == "decontextualize" else ...)
 
 Every call is recorded in `fake.calls`. `ScriptedChatModel` has the plain ChatBackend signature;
-`StagedScriptedChatModel` also takes `prompt_version` and `stage`, like CachedBackend."""
+`StagedScriptedChatModel` also takes `prompt_version` and `stage`, like CachedBackend;
+`StreamingScriptedChatModel` takes `grammar` and `stop_when` like the llama.cpp backends, and "streams"
+each scripted answer through `stop_when`, cutting it where that says stop (finish_reason "loop")."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ class RecordedCall:
     temperature: float | None
     prompt_version: str | None = None  # only a StagedScriptedChatModel receives these
     stage: str | None = None
+    grammar: str | None = None  # only a StreamingScriptedChatModel receives these
+    stop_when: Callable[[str], bool] | None = None
 
     @property
     def last_user(self) -> str:
@@ -79,6 +83,31 @@ class StagedScriptedChatModel(ScriptedChatModel):
     ) -> ChatResult:
         call = RecordedCall(list(messages), json_schema, max_tokens, temperature, prompt_version, stage)
         return self._answer(call)
+
+
+class StreamingScriptedChatModel(ScriptedChatModel):
+    name = "llamacpp"
+
+    def chat(  # type: ignore[override]
+        self,
+        messages: list[Message],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        grammar: str | None = None,
+        stop_when: Callable[[str], bool] | None = None,
+    ) -> ChatResult:
+        call = RecordedCall(list(messages), json_schema, max_tokens, temperature, grammar=grammar,
+                            stop_when=stop_when)
+        result = self._answer(call)
+        if stop_when is None:
+            return result
+        for end in range(40, len(result.text) + 40, 40):  # as a streaming backend checks it
+            if stop_when(result.text[:end]):
+                return ChatResult(text=result.text[:end], prompt_tokens=result.prompt_tokens,
+                                  completion_tokens=max(1, end // 4), finish_reason="loop")
+        return result
 
 
 def write_corpus(folder: Path, documents: dict[str, str]) -> Path:

@@ -19,6 +19,7 @@ import typer
 
 from synthkg.cli_options import fail, root_settings
 from synthkg.config import Settings
+from synthkg.prompts import Prompt, PromptError, load_prompt
 from training.dataset import (
     Example,
     TeacherRecord,
@@ -178,15 +179,15 @@ def train_command(
         typer.echo(f"merged model: {result.merged_dir}")
 
 
-def _one_call_prompt() -> tuple[str, str, str]:
-    """(system prompt, user template, version tag) of the single-call extraction prompt."""
-    from synthkg.prompts import PromptError, load_prompt
-
+def _one_call_prompt(name: str = "one_call") -> Prompt:
+    """The single-call extraction prompt `name` (one_call: JSON; one_call_lines: the line format)."""
     try:
-        prompt = load_prompt("one_call")
+        prompt = load_prompt(name)
     except PromptError as exc:
         fail(str(exc))
-    return prompt.system, prompt.user, prompt.version_tag
+    if prompt.output_model != "synthkg.extract.schema:ChunkGraph" or prompt.variables != {"chunk"}:
+        fail(f"prompt {name!r} is no single-call extraction prompt (a ChunkGraph answer from $chunk)")
+    return prompt
 
 
 @app.command("build-set")
@@ -227,12 +228,21 @@ def build_set(
     count_tokens: Annotated[
         bool, typer.Option(help="Count tokens (loads the tokenizer); --no-count-tokens skips length checks.")
     ] = True,
+    prompt_name: Annotated[
+        str,
+        typer.Option(
+            "--prompt",
+            help="The single-call prompt whose system text, user template and output format the examples "
+            "use: one_call (JSON) or one_call_lines (the line format: ~0.6x the answer tokens).",
+        ),
+    ] = "one_call",
 ) -> None:
     """Turn teacher outputs (JSONL records and/or an ingested store) into chat examples: empty graphs
     and duplicate chunks dropped, a stable train/validation split, token-length stats."""
     if not records and from_store is None:
         fail("give --records FILE and/or --from-store DIR")
-    system_prompt, default_user, prompt_tag = _one_call_prompt()
+    prompt = _one_call_prompt(prompt_name)
+    system_prompt, default_user, prompt_tag = prompt.system, prompt.user, prompt.version_tag
     if system_prompt_file is not None:
         try:
             system_prompt = system_prompt_file.read_text(encoding="utf-8").strip()
@@ -253,6 +263,7 @@ def build_set(
             validation_ratio=validation_ratio,
             max_length=max_length if count_tokens else None,
             count_tokens=counter,
+            output_format=prompt.output_format,
         )
     except TrainingError as exc:
         fail(str(exc))

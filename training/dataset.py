@@ -7,7 +7,8 @@ A teacher record is one JSON line per chunk:
 
 Records come from JSONL files (`read_teacher_records`) or from any ingested store
 (`records_from_store`). `build_dataset` turns them into examples in chat format
-(`{"messages": [system, user(chunk text), assistant(compact ChunkGraph JSON)]}`): empty graphs dropped,
+(`{"messages": [system, user(chunk text), assistant(the ChunkGraph as compact JSON, or in the line format
+of `synthkg.extract.lines`)]}`): empty graphs dropped,
 duplicates (same chunk text) dropped, a train/validation split that depends only on each example's text
 (so adding data never moves an existing example across the split), and, given a token counter, token
 length stats with over-long examples dropped. Nothing here imports torch.
@@ -26,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from synthkg.extract.lines import render_lines
 from synthkg.extract.schema import ChunkGraph, ExtractedEntity, Quadruple
 from synthkg.jsonl import read_jsonl
 from synthkg.model import Entity, content_hash
@@ -35,6 +37,13 @@ from training.errors import DatasetError
 # The user message is a string.Template with one variable, like the prompts in synthkg/prompts.
 CHUNK_VARIABLE = "chunk"
 DEFAULT_USER_TEMPLATE = "$chunk"
+# How the answer (the teacher's ChunkGraph) is written: JSON (the one_call prompt) or lines (one_call_lines).
+OutputFormat = Literal["json", "lines"]
+
+
+def render_answer(graph: ChunkGraph, output_format: OutputFormat) -> str:
+    """The assistant message a student learns to write for `graph`."""
+    return render_lines(graph) if output_format == "lines" else graph.model_dump_json()
 
 
 class TeacherInfo(BaseModel):
@@ -205,6 +214,7 @@ def build_examples(
     user_template: str = DEFAULT_USER_TEMPLATE,
     *,
     drop_empty: bool = True,
+    output_format: OutputFormat = "json",
 ) -> list[Example]:
     """Chat examples in record order; the first record of each chunk text wins. Chunks the teacher failed
     on are skipped: what it produced before failing (entities without facts, say) is no target."""
@@ -216,7 +226,7 @@ def build_examples(
         if key in examples:
             continue
         messages = chat_messages(system_prompt, user_template, record.text)
-        messages.append({"role": "assistant", "content": record.graph.model_dump_json()})
+        messages.append({"role": "assistant", "content": render_answer(record.graph, output_format)})
         examples[key] = Example.model_validate(
             {
                 "id": key[:16],
@@ -281,10 +291,13 @@ def build_dataset(
     validation_ratio: float = 0.1,
     max_length: int | None = None,
     count_tokens: Callable[[Example], int] | None = None,
+    output_format: OutputFormat = "json",
 ) -> DatasetBuild:
     """Examples, split, with stats: counts of every drop, and token lengths when `count_tokens` is
     given (then examples over `max_length` tokens are dropped)."""
-    examples = build_examples(records, system_prompt, user_template, drop_empty=drop_empty)
+    examples = build_examples(
+        records, system_prompt, user_template, drop_empty=drop_empty, output_format=output_format
+    )
     failed = sum(1 for r in records if r.failure)
     empty = sum(1 for r in records if not r.failure and is_empty(r.graph)) if drop_empty else 0
     stats: dict[str, Any] = {
@@ -300,6 +313,7 @@ def build_dataset(
         # The student must be prompted exactly like this at inference.
         "system_prompt": system_prompt,
         "user_template": user_template,
+        "output_format": output_format,
     }
     if count_tokens is not None and max_length is not None:
         examples, lengths, stats["too_long_dropped"] = filter_by_length(examples, count_tokens, max_length)

@@ -15,39 +15,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from tqdm.auto import tqdm
 
-from synthkg.chunking import chunk_text
 from synthkg.config import default_cache_dir
+from synthkg.extract.corpus import append_stats, extract_corpus, stop_on_signals
 from synthkg.extract.multistep import STAGES, MultiStepExtractor
-from synthkg.llm.base import ChatBackend, LLMError
+from synthkg.llm.base import ChatBackend
 from synthkg.llm.cache import CachedBackend, Usage
 from synthkg.loaders import load_documents
-from synthkg.model import Chunk, Document
-from synthkg.prompts import load_prompt
+from synthkg.model import Document
 
 log = logging.getLogger(__name__)
-
-
-def _done_documents(out: Path) -> set[str]:
-    if not out.exists():
-        return set()
-    done = set()
-    with out.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                done.add(json.loads(line)["document_id"])
-            except (json.JSONDecodeError, KeyError):
-                continue  # a torn last line from a killed run: that document is redone
-    return done
 
 
 def synthesize(
@@ -61,89 +44,11 @@ def synthesize(
     stop: threading.Event | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Extract every document (skipping those already in `out`) and append their chunk records.
-    Documents not finished by `deadline` (a time.monotonic() value) or when `stop` is set, or whose LLM
-    calls failed, are left for the next run (counted in "backend_errors" when not just out of time)."""
-    done = _done_documents(out)
-    todo = [d for d in documents if d.id not in done]
-    prompt_versions = {stage: load_prompt(stage).version_tag for stage in STAGES}
-    lock = threading.Lock()
-    started = time.monotonic()
-    stats = {
-        "documents": 0,
-        "chunks": 0,
-        "failed_chunks": 0,
-        "skipped_documents": len(documents) - len(todo),
-        "decontextualized_tried": 0,
-        "decontextualized_kept": 0,
-        "timed_out": False,
-        "stopped": False,
-        "backend_errors": 0,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-
-    def halted() -> bool:
-        return (deadline is not None and time.monotonic() > deadline) or (stop is not None and stop.is_set())
-
-    def run(doc: Document) -> list[dict[str, Any]] | None:
-        records, previous = [], None
-        for index, text in enumerate(chunk_text(doc.text)):
-            if halted():
-                return None  # out of time or stopped: leave the document for the next run
-            try:
-                result = extractor.extract(text, previous)
-            except LLMError as exc:
-                # A failed batch (out of GPU memory, say) loses its documents for this run only: they
-                # are not written, so the next run does them again.
-                if not halted():
-                    log.warning("%s: backend failed, left for the next run: %s", doc.title or doc.id, exc)
-                    with lock:
-                        stats["backend_errors"] += 1
-                return None
-            previous = result.text
-            records.append(
-                {
-                    "chunk_id": Chunk.create(doc.id, index, text).id,
-                    "document_id": doc.id,
-                    "text": result.text,
-                    "source_text": result.original_text,
-                    "graph": result.graph.model_dump(),
-                    "teacher": {"model": teacher_model, "prompt_versions": prompt_versions},
-                    "source": doc.source,
-                    "title": doc.title,
-                    "decontextualized": result.decontextualized,
-                    "rouge1_f1": result.rouge1_f1,
-                    "failure": result.failure,
-                }
-            )
-        return records
-
-    bar = tqdm(total=len(todo), unit="doc", desc="teacher", disable=not progress)
-    with (
-        ThreadPoolExecutor(max(1, workers), thread_name_prefix="teacher") as pool,
-        out.open("a", encoding="utf-8") as fh,
-    ):
-        futures = [pool.submit(run, d) for d in todo]
-        for future in as_completed(futures):
-            records = future.result()
-            bar.update(1)
-            if records is None:
-                if deadline is not None and time.monotonic() > deadline:
-                    stats["timed_out"] = True
-                if stop is not None and stop.is_set():
-                    stats["stopped"] = True
-                continue
-            with lock:
-                fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-                fh.flush()
-            stats["documents"] += 1
-            stats["chunks"] += len(records)
-            stats["failed_chunks"] += sum(r["failure"] is not None for r in records)
-            stats["decontextualized_tried"] += sum(r["rouge1_f1"] is not None for r in records)
-            stats["decontextualized_kept"] += sum(bool(r["decontextualized"]) for r in records)
-    bar.close()
-    stats["seconds"] = round(time.monotonic() - started, 1)
-    return stats
+    """Extract every document (skipping those already in `out`) and append their chunk records (see
+    synthkg.extract.corpus.extract_corpus)."""
+    return extract_corpus(documents, extractor, out, model=teacher_model,
+                          prompt_versions=extractor.prompt_versions, workers=workers, deadline=deadline,
+                          stop=stop, progress=progress)
 
 
 def make_teacher_backend(
@@ -187,23 +92,6 @@ def _stage_budgets(pairs: list[str]) -> dict[str, int]:
     return budgets
 
 
-def _stop_on_signals() -> threading.Event:
-    """An event set by the first Ctrl-C or SIGTERM: the run finishes its LLM call in flight, writes its
-    stats and exits; the next run resumes (the calls made are cached). A second signal stops at once."""
-    stop = threading.Event()
-
-    def handle(signum: int, frame: object) -> None:
-        if stop.is_set():
-            signal.signal(signum, signal.SIG_DFL)
-            raise KeyboardInterrupt
-        log.warning("stopping after the LLM call in flight (signal again to stop now)")
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, handle)
-    return stop
-
-
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -244,7 +132,7 @@ def main(
     budgets = _stage_budgets(max_tokens or [])
     raw = make_teacher_backend(backend, model, cache, device, max_batch, workers, deadline, batch_wait)
     usage = Usage()
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     with CachedBackend(raw, cache, usage=usage) as cached:
         stats = synthesize(
             loaded.documents,
@@ -273,9 +161,7 @@ def main(
             "count": len(raw.batches),
             "mean": sum(raw.batches) / max(1, len(raw.batches)),
         }
-    stats_path = out.with_suffix(".stats.json")
-    history = json.loads(stats_path.read_text()) if stats_path.exists() else []
-    stats_path.write_text(json.dumps([*history, stats], indent=1))
+    append_stats(out, stats)
     typer.echo(json.dumps(stats, indent=1))
 
 

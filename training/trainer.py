@@ -458,6 +458,7 @@ def training_prompt(train_file: Path, example: Example) -> StudentPrompt | None:
         system_prompt=first.content,
         user_template=stats["user_template"],
         prompt=stats.get("prompt", "custom"),
+        output_format=stats.get("output_format", "json"),
     )
 
 

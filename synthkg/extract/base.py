@@ -3,15 +3,15 @@ its `ExtractionResult`, and one way to ask a backend for a prompt's JSON with bo
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthkg.extract.parse import ParseError, parse_output
+from synthkg.extract import lines
+from synthkg.extract.parse import ParseError, find_repetition, parse_output
 from synthkg.extract.schema import ChunkGraph, ExtractedEntity
-from synthkg.llm.base import ChatBackend, ChatResult, Message
+from synthkg.llm.base import ChatBackend, ChatResult, Message, accepts
 from synthkg.model import normalize_name
 from synthkg.prompts import Prompt, load_prompt
 
@@ -66,11 +66,12 @@ def with_quadruple_entities(graph: ChunkGraph) -> ChunkGraph:
 def accepts_call_metadata(backend: ChatBackend) -> bool:
     """Whether `backend.chat` takes `prompt_version` and `stage` (CachedBackend does: it keys its
     cache and per-stage usage on them); a plain ChatBackend does not."""
-    try:
-        params = inspect.signature(backend.chat).parameters
-    except (TypeError, ValueError):
-        return False
-    return "prompt_version" in params and "stage" in params
+    return accepts(backend, "prompt_version") and accepts(backend, "stage")
+
+
+def json_loop_guard(text: str) -> bool:
+    """For streaming backends: whether a JSON answer has started to loop (parse.find_repetition)."""
+    return find_repetition(text) is not None
 
 
 def call(
@@ -79,13 +80,40 @@ def call(
     messages: list[Message],
     *,
     stage: str,
-    json_schema: dict[str, Any] | None,
+    constrained: bool,
     max_tokens: int | None,
 ) -> ChatResult:
-    kwargs: dict[str, Any] = {"json_schema": json_schema, "max_tokens": max_tokens}
+    """One call for `prompt`'s answer. `constrained`: request the answer's form, as a JSON schema (the
+    JSON prompts) or as a grammar (the line format; backends that cannot take one write freely and the
+    parser copes). Streaming backends get the format's loop guard."""
+    kwargs: dict[str, Any] = {"max_tokens": max_tokens}
+    if prompt.output_format == "lines":
+        kwargs["json_schema"] = None
+        if constrained and accepts(backend, "grammar"):
+            kwargs["grammar"] = lines.GRAMMAR
+        guard: Any = lines.LoopGuard()
+    else:
+        kwargs["json_schema"] = prompt.schema if constrained else None
+        guard = json_loop_guard
+    if accepts(backend, "stop_when"):
+        kwargs["stop_when"] = guard
     if accepts_call_metadata(backend):
         kwargs |= {"prompt_version": prompt.version_tag, "stage": stage}
     return backend.chat(messages, **kwargs)
+
+
+def parse_answer(prompt: Prompt, result: ChatResult) -> tuple[BaseModel, list[str]]:
+    """`result`'s answer to `prompt` and the problems parsing tolerated (lines it skipped, a loop or cut
+    it stopped at). Raises ParseError when there is no usable answer."""
+    if prompt.output_format == "lines":
+        graph, report = lines.parse_lines(result.text, finish_reason=result.finish_reason)
+        notes = [f"skipped line: {line[:80]}" for line in report.skipped[:3]]
+        if report.loop_at is not None or result.finish_reason == "loop":
+            notes.append("stopped where it started to loop; the facts before were kept")
+        elif report.cut:
+            notes.append("cut at the token budget; the facts before were kept")
+        return graph, notes
+    return parse_output(result.text, prompt.model, finish_reason=result.finish_reason), []
 
 
 Constrain = Literal["always", "retry"]
@@ -100,6 +128,7 @@ _ECHO_CHARS = 2000
 class Answer:
     value: BaseModel | None
     errors: list[ParseError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # problems a usable answer had (see parse_answer)
 
 
 def ask(
@@ -123,10 +152,10 @@ def ask(
     answer = Answer(value=None)
     repair = load_prompt("repair")
     for attempt in range(max_attempts):
-        schema = prompt.schema if constrain == "always" or attempt > 0 else None
-        result = call(backend, prompt, messages, stage=stage, json_schema=schema, max_tokens=budget)
+        constrained = constrain == "always" or attempt > 0
+        result = call(backend, prompt, messages, stage=stage, constrained=constrained, max_tokens=budget)
         try:
-            answer.value = parse_output(result.text, prompt.model, finish_reason=result.finish_reason)
+            answer.value, answer.notes = parse_answer(prompt, result)
             return answer
         except ParseError as exc:
             error = exc

@@ -1,23 +1,31 @@
 """The distilled extractor (Distill-SynthKG): a small fine-tuned model writes a chunk's whole graph in ONE
-call. It is prompted exactly as it was trained (`training.dataset.chat_messages`: the one_call prompt's
-system text and user template, or those the student recorded in student_prompt.json; no worked
+call. It is prompted exactly as it was trained (`training.dataset.chat_messages`: the system text and
+user template the student recorded in student_prompt.json, else the one_call prompt's; no worked
 examples), and its output goes through the same parser, repair policy and failure reporting as the
-multi-step teacher."""
+multi-step teacher.
+
+A student writes the graph as JSON (one_call) or in the line format (one_call_lines, ~0.6x the tokens;
+see synthkg.extract.lines); its student_prompt.json says which. Line-format answers get a token budget
+sized to the chunk (`budget`): a loop then costs at most a few hundred tokens, and what came before
+it is kept."""
 
 from __future__ import annotations
 
 import json
 import logging
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
+from synthkg.chunking import approx_token_count
 from synthkg.extract.base import Constrain, ExtractionResult, ask, with_quadruple_entities
 from synthkg.extract.schema import ChunkGraph
 from synthkg.llm.base import GRAMMAR_BACKENDS, ChatBackend
 from synthkg.prompts import load_prompt
 
 STAGE = "one_call"
+PROMPTS = {"json": "one_call", "lines": "one_call_lines"}
 # Written by `synthkg train` beside the adapter: the prompt its examples were built with.
 STUDENT_PROMPT_FILE = "student_prompt.json"
 
@@ -30,6 +38,7 @@ class StudentPrompt(BaseModel):
     system_prompt: str
     user_template: str
     prompt: str = "custom"  # the versioned prompt it came from, e.g. "one_call@v1"
+    output_format: Literal["json", "lines"] = "json"  # how it writes the graph (students before lines: JSON)
 
 
 def load_student_prompt(student_dir: Path) -> StudentPrompt | None:
@@ -65,7 +74,9 @@ class DistilledExtractor:
         self.max_attempts = max_attempts
         self.constrain: Constrain = constrain or ("always" if backend.name in GRAMMAR_BACKENDS else "retry")
         self.max_tokens = max_tokens
-        self.prompt = load_prompt(STAGE).model_copy(update={"examples": []})
+        output_format = prompt.output_format if prompt is not None else "json"
+        self.prompt = load_prompt(PROMPTS[output_format]).model_copy(update={"examples": []})
+        self.prompt_name = prompt.prompt if prompt is not None else self.prompt.version_tag
         if prompt is not None and (prompt.system_prompt, prompt.user_template) != (
             self.prompt.system,
             self.prompt.user,
@@ -76,6 +87,22 @@ class DistilledExtractor:
             )
             log.info("distilled extractor: the student's own prompt (%s)", prompt.prompt)
 
+    @property
+    def prompt_versions(self) -> dict[str, str]:
+        """The prompt of each stage, for records: the student's own where it recorded one."""
+        return {STAGE: self.prompt_name}
+
+    def budget(self, chunk_text: str) -> int | None:
+        """The answer's token budget: `max_tokens` when set; for the line format 4 tokens per chunk token
+        plus 256, within the prompt's ceiling (the teacher set's answers, rendered as lines, are at most
+        5.8x their chunk and 759 tokens; all fit); for JSON the prompt's."""
+        if self.max_tokens is not None:
+            return self.max_tokens
+        if self.prompt.output_format == "lines":
+            sized = 4 * approx_token_count(chunk_text) + 256
+            return min(sized, self.prompt.max_tokens) if self.prompt.max_tokens else sized
+        return self.prompt.max_tokens
+
     def extract(self, chunk_text: str, previous_chunk: str | None = None) -> ExtractionResult:
         answer = ask(
             self.backend,
@@ -84,9 +111,10 @@ class DistilledExtractor:
             stage=STAGE,
             max_attempts=self.max_attempts,
             constrain=self.constrain,
-            max_tokens=self.max_tokens,
+            max_tokens=self.budget(chunk_text),
         )
         issues = tuple(f"{STAGE}:{e.reason}: {e.detail}" for e in answer.errors)
+        issues += tuple(f"{STAGE}:kept: {note}" for note in answer.notes)
         if not isinstance(answer.value, ChunkGraph):
             reason = answer.errors[-1].reason if answer.errors else "no_answer"
             return ExtractionResult(

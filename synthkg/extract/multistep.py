@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from rouge_score import rouge_scorer
 
 from synthkg.extract.base import Answer, Constrain, ExtractionResult, ask, with_quadruple_entities
+from synthkg.extract.entity_types import normalize_type
 from synthkg.extract.parse import DecontextualizedText, EntityList, QuadrupleList
 from synthkg.extract.schema import ChunkGraph, ExtractedEntity, Quadruple
 from synthkg.llm.base import ChatBackend
@@ -22,37 +23,6 @@ from synthkg.model import normalize_name
 from synthkg.prompts import load_prompt
 
 STAGES = ("decontextualize", "entities", "quadruples")
-ENTITY_TYPES = ("PERSON", "ORGANIZATION", "LOCATION", "DATE", "WORK", "EVENT", "OTHER")
-# Names small models use for the prompt's types.
-_TYPE_ALIASES = {
-    "PER": "PERSON",
-    "PEOPLE": "PERSON",
-    "ORG": "ORGANIZATION",
-    "ORGANISATION": "ORGANIZATION",
-    "COMPANY": "ORGANIZATION",
-    "LOC": "LOCATION",
-    "GPE": "LOCATION",
-    "PLACE": "LOCATION",
-    "COUNTRY": "LOCATION",
-    "CITY": "LOCATION",
-    "TIME": "DATE",
-    "YEAR": "DATE",
-    "WORK_OF_ART": "WORK",
-    "BOOK": "WORK",
-    "FILM": "WORK",
-    "MOVIE": "WORK",
-    "SONG": "WORK",
-    "ALBUM": "WORK",
-}
-
-
-def normalize_type(raw: str) -> str:
-    """One of ENTITY_TYPES: known aliases mapped, anything else OTHER."""
-    key = raw.strip().upper().replace(" ", "_").replace("-", "_")
-    key = _TYPE_ALIASES.get(key, key)
-    return key if key in ENTITY_TYPES else "OTHER"
-
-
 _SCORER = rouge_scorer.RougeScorer(["rouge1"], use_stemmer=False)
 
 
@@ -102,6 +72,11 @@ class MultiStepExtractor:
         self.constrain: Constrain = constrain
         self.max_tokens = dict(max_tokens or {})
         self.prompts = {stage: load_prompt(stage) for stage in STAGES}
+
+    @property
+    def prompt_versions(self) -> dict[str, str]:
+        """The prompt of each stage, for records."""
+        return {stage: prompt.version_tag for stage, prompt in self.prompts.items()}
 
     def _ask(self, stage: str, **variables: str) -> Answer:
         return ask(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
@@ -50,6 +51,25 @@ class ChatBackend(Protocol):
         """One completion. With `json_schema` the backend constrains or at least requests JSON
         matching it, where it can."""
         ...
+
+
+def accepts(backend: Any, keyword: str) -> bool:
+    """Whether `backend.chat` takes the optional keyword `keyword`: "grammar" (a llama.cpp GBNF grammar the
+    answer must follow), "stop_when" (a callable given the growing answer of a streamed call; True stops
+    it with finish_reason "loop"), or the call metadata a CachedBackend keys on. Backends that do not take
+    one are called without it. A wrapper whose `chat` takes **kwargs answers for the `backend` it wraps."""
+    try:
+        params = inspect.signature(backend.chat).parameters
+    except (TypeError, ValueError):
+        return False
+    if keyword in params:
+        return True
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        # A pass-through wrapper: what reaches the end of the chain must take the keyword. One that does
+        # not say what it wraps gets no optional keyword (it may hand its **kwargs to a backend that fails).
+        inner = getattr(backend, "backend", None)
+        return inner is not None and accepts(inner, keyword)
+    return False
 
 
 def with_json_instruction(messages: list[Message], json_schema: dict[str, Any]) -> list[Message]:

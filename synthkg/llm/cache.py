@@ -2,7 +2,9 @@
 
 Each finished call is one SQLite row, committed before `chat` returns, so a run that crashed or was
 interrupted repeats no finished call when restarted. The key covers everything that determines the
-answer: backend, model, the caller's prompt version, messages, schema, max tokens and temperature."""
+answer: backend, model, the caller's prompt version, messages, schema or grammar, max tokens and
+temperature. A streamed answer stopped because it looped is stored like any other: it is what that
+call produces."""
 
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from synthkg.llm.base import ChatBackend, ChatResult, Message
+from synthkg.llm.base import ChatBackend, ChatResult, Message, accepts
 
 CACHE_FILE = "llm_calls.sqlite3"
 
@@ -48,9 +51,13 @@ class StageUsage:
     cached_prompt_tokens: int = 0
     cached_completion_tokens: int = 0
     cached_seconds: float = 0.0
+    cut_at_budget: int = 0  # answers that ran to max_tokens (finish_reason "length")
+    stopped_looping: int = 0  # streamed answers stopped because they looped (finish_reason "loop")
 
     def add(self, result: ChatResult) -> None:
         self.calls += 1
+        self.cut_at_budget += result.finish_reason == "length"
+        self.stopped_looping += result.finish_reason == "loop"
         self.seconds += result.seconds
         self.prompt_tokens += result.prompt_tokens
         self.completion_tokens += result.completion_tokens
@@ -102,8 +109,11 @@ def cache_key(
     json_schema: dict[str, Any] | None,
     max_tokens: int | None,
     temperature: float | None,
+    grammar: str | None = None,
 ) -> str:
     payload = [backend, model, prompt_version, messages, json_schema, max_tokens, temperature]
+    if grammar is not None:  # appended only when set, so that keys of calls without one are unchanged
+        payload.append(grammar)
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -169,6 +179,8 @@ class CachedBackend:
         json_schema: dict[str, Any] | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        grammar: str | None = None,
+        stop_when: Callable[[str], bool] | None = None,
         prompt_version: str = "",
         stage: str = "default",
     ) -> ChatResult:
@@ -177,7 +189,16 @@ class CachedBackend:
             max_tokens = getattr(self.backend, "max_tokens", None)
         if temperature is None:
             temperature = getattr(self.backend, "temperature", None)
-        key = cache_key(self.name, self.model, prompt_version, messages, json_schema, max_tokens, temperature)
+        options: dict[str, Any] = {}
+        if grammar is not None and accepts(self.backend, "grammar"):
+            options["grammar"] = grammar
+        else:
+            grammar = None  # not applied, so not part of what determines the answer
+        if stop_when is not None and accepts(self.backend, "stop_when"):
+            options["stop_when"] = stop_when
+        key = cache_key(
+            self.name, self.model, prompt_version, messages, json_schema, max_tokens, temperature, grammar
+        )
         lock = self._key_lock(key, acquire=True)
         try:
             with lock:
@@ -199,7 +220,8 @@ class CachedBackend:
                     )
                 else:
                     result = self.backend.chat(
-                        messages, json_schema=json_schema, max_tokens=max_tokens, temperature=temperature
+                        messages, json_schema=json_schema, max_tokens=max_tokens, temperature=temperature,
+                        **options,
                     )
                     self._store(key, prompt_version, result)
         finally:

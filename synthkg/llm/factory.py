@@ -17,17 +17,7 @@ def make_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
     """The backend the settings name (not cached: wrap it in `CachedBackend` for that). Local models
     load on the first call, so this is cheap and fails only on settings errors."""
     if settings.backend == "llamacpp":
-        from synthkg.llm.llamacpp import LlamaCppBackend
-
-        return LlamaCppBackend(
-            model=settings.model,
-            cache_dir=cache_dir,
-            context_size=settings.context_size,
-            threads=settings.threads,
-            repeat_penalty=settings.repeat_penalty,
-            temperature=settings.temperature,
-            max_tokens=settings.max_tokens,
-        )
+        return make_llamacpp_backend(settings, cache_dir, settings.model)
     if settings.backend == "openai":
         from synthkg.llm.openai_compat import OpenAICompatBackend
 
@@ -52,6 +42,44 @@ def make_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
             repeat_penalty=settings.repeat_penalty,
         )
     raise LLMError(f"unknown LLM backend {settings.backend!r}: use llamacpp, openai or hf")
+
+
+def make_llamacpp_backend(
+    settings: LLMSettings, cache_dir: Path, model: str, adapter: Path | None = None
+) -> ChatBackend:
+    """A local GGUF `model` (+ a peft LoRA `adapter` folder) on the engine the settings choose: llama.cpp's
+    server (shared per model within the process; its binary must exist: checked here, before any work)
+    or llama-cpp-python in process."""
+    if settings.engine == "python":
+        from synthkg.llm.llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend(
+            model=model,
+            cache_dir=cache_dir,
+            context_size=settings.context_size,
+            threads=settings.threads,
+            repeat_penalty=settings.repeat_penalty,
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
+            adapter=adapter,
+        )
+    from synthkg.llm.llama_server import LlamaServerBackend, ServerSpec, server_binary
+
+    spec = ServerSpec(
+        binary=server_binary(cache_dir, settings.server_binary),
+        model=model,
+        cache_dir=Path(cache_dir),
+        adapter=adapter,
+        slots=settings.slots,
+        threads=settings.threads,
+        context_per_slot=settings.context_size,
+    )
+    return LlamaServerBackend(
+        spec,
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+        repeat_penalty=settings.repeat_penalty,
+    )
 
 
 DEFAULT_STUDENT = "synthkg-student"
@@ -79,11 +107,11 @@ def make_student_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
     (its base is read from adapter_config.json), a merged transformers model folder, or
     "synthkg-student" (also used when the setting names a local teacher model): the shipped adapter.
 
-    An adapter over a GGUF base (a local model name or a .gguf file) runs on llama.cpp unless the hf
-    backend is asked for: the same weights (its greedy tokens agree with transformers' on 99% of
-    positions) at about 4x the speed on a CPU. Merged folders and folder bases run on transformers."""
+    An adapter over a GGUF base (a local model name or a .gguf file) runs on llama.cpp (the settings'
+    engine) unless the hf backend is asked for: the same weights (its greedy tokens agree with
+    transformers' on 99% of positions) at about 4x the speed on a CPU. Merged folders and folder bases run
+    on transformers."""
     from synthkg.llm.hf import HFBackend
-    from synthkg.llm.llamacpp import LlamaCppBackend
 
     path = student_path(settings)
     options: dict[str, Any] = {
@@ -103,13 +131,7 @@ def make_student_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
         if not base:
             raise LLMError(f"{path / 'adapter_config.json'} names no base model (base_model_name_or_path)")
         if settings.backend != "hf" and (base in LOCAL_MODELS or str(base).endswith(".gguf")):
-            return LlamaCppBackend(
-                base,
-                context_size=settings.context_size,
-                temperature=settings.temperature,
-                adapter=path,
-                **options,
-            )
+            return make_llamacpp_backend(settings, cache_dir, base, adapter=path)
         return HFBackend(base, adapter=path, **options)
     if (path / "config.json").is_file():
         return HFBackend(path, **options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,8 @@ class LlamaCppBackend:
         self.seed = seed
         self._llm: Any = None
         self._lock = threading.Lock()
+        self._grammar_text: str | None = None
+        self._compiled_grammar: Any = None
 
     def _load(self) -> Any:
         # Called with the lock held.
@@ -75,21 +78,19 @@ class LlamaCppBackend:
         return self._llm
 
     def _exported_adapter(self, adapter: Path, base: Path) -> Path:
-        target = self.cache_dir / "adapters" / f"{self._adapter_id}.gguf"
-        if target.is_file():
-            return target
-        try:
-            from training.errors import TrainingError
-            from training.gguf_adapter import export_lora_gguf
-        except ImportError as exc:
-            raise LLMError(
-                f"exporting the adapter {adapter} for llama.cpp needs gguf and safetensors: "
-                f"pip install 'synthkg[train]' ({exc})"
-            ) from exc
-        try:
-            return export_lora_gguf(adapter, base, target)
-        except (TrainingError, OSError, ValueError, KeyError) as exc:
-            raise LLMError(f"could not export the adapter {adapter} for llama.cpp: {exc}") from exc
+        return exported_adapter(adapter, base, self.cache_dir)
+
+    def _grammar(self, text: str) -> Any:
+        # Called with the lock held. Parsing a grammar costs milliseconds; extraction reuses one.
+        if self._grammar_text != text:
+            from llama_cpp import LlamaGrammar
+
+            try:
+                self._compiled_grammar = LlamaGrammar.from_string(text, verbose=False)
+            except ValueError as exc:
+                raise LLMError(f"llama.cpp rejected the grammar: {exc}") from exc
+            self._grammar_text = text
+        return self._compiled_grammar
 
     def chat(
         self,
@@ -98,7 +99,11 @@ class LlamaCppBackend:
         json_schema: dict[str, Any] | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        grammar: str | None = None,
+        stop_when: Callable[[str], bool] | None = None,
     ) -> ChatResult:
+        """`grammar` (GBNF) constrains the answer and takes precedence over `json_schema`; `stop_when`,
+        called on the growing answer, stops a looping one early (finish_reason "loop")."""
         kwargs: dict[str, Any] = {
             "messages": messages,
             "max_tokens": self.max_tokens if max_tokens is None else max_tokens,
@@ -106,24 +111,80 @@ class LlamaCppBackend:
             "repeat_penalty": self.repeat_penalty,
             "seed": self.seed,
         }
-        if json_schema is not None:
+        if json_schema is not None and grammar is None:
             # llama-cpp-python compiles the schema into a grammar: the output is always schema-valid JSON
             # (unless cut at max_tokens).
             kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
         with self._lock:
             llm = self._load()
+            if grammar is not None:
+                kwargs["grammar"] = self._grammar(grammar)
             start = time.perf_counter()
             try:
-                out = llm.create_chat_completion(**kwargs)
+                if stop_when is None:
+                    out = llm.create_chat_completion(**kwargs)
+                    choice = out["choices"][0]
+                    text, finish = choice["message"].get("content") or "", choice.get("finish_reason")
+                    usage = out.get("usage") or {}
+                    prompt_tokens, completion_tokens = usage.get("prompt_tokens", 0), usage.get(
+                        "completion_tokens", 0
+                    )
+                else:
+                    text, finish, completion_tokens = self._stream(llm, kwargs, stop_when)
+                    # Streamed events report no usage; the context holds the prompt and the answer.
+                    prompt_tokens = max(0, llm.n_tokens - completion_tokens)
             except (ValueError, RuntimeError) as exc:  # e.g. the prompt exceeds the context window
                 raise LLMError(f"llama.cpp ({self.model}) failed: {exc}") from exc
             seconds = time.perf_counter() - start
-        choice = out["choices"][0]
-        usage = out.get("usage") or {}
         return ChatResult(
-            text=choice["message"].get("content") or "",
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
-            finish_reason=choice.get("finish_reason") or "stop",
+            text=text,
+            prompt_tokens=int(prompt_tokens),
+            completion_tokens=int(completion_tokens),
+            finish_reason=finish or "stop",
             seconds=seconds,
         )
+
+    @staticmethod
+    def _stream(llm: Any, kwargs: dict[str, Any], stop_when: Callable[[str], bool]) -> tuple[str, str, int]:
+        parts: list[str] = []
+        finish, pieces, unchecked = "stop", 0, 0
+        stream = llm.create_chat_completion(**kwargs, stream=True)
+        try:
+            for event in stream:
+                choice = event["choices"][0]
+                piece = (choice.get("delta") or {}).get("content") or ""
+                if piece:
+                    parts.append(piece)
+                    pieces += 1
+                    unchecked += len(piece)
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+                if unchecked >= 40:
+                    unchecked = 0
+                    if stop_when("".join(parts)):
+                        finish = "loop"
+                        break
+        finally:
+            stream.close()  # stops the generation where it is
+        return "".join(parts), finish, pieces
+
+
+
+def exported_adapter(adapter: Path, base: Path, cache_dir: Path) -> Path:
+    """The peft LoRA folder `adapter` as a llama.cpp adapter GGUF for `base`, exported once under
+    `<cache_dir>/adapters/` (named by the adapter's content fingerprint)."""
+    target = Path(cache_dir) / "adapters" / f"{adapter_fingerprint(adapter)}.gguf"
+    if target.is_file():
+        return target
+    try:
+        from training.errors import TrainingError
+        from training.gguf_adapter import export_lora_gguf
+    except ImportError as exc:
+        raise LLMError(
+            f"exporting the adapter {adapter} for llama.cpp needs gguf and safetensors: "
+            f"pip install 'synthkg[train]' ({exc})"
+        ) from exc
+    try:
+        return export_lora_gguf(adapter, base, target)
+    except (TrainingError, OSError, ValueError, KeyError) as exc:
+        raise LLMError(f"could not export the adapter {adapter} for llama.cpp: {exc}") from exc

@@ -5,7 +5,9 @@ cache and run records), `description`, `system`, a `user` template with `$placeh
 (string.Template: a literal dollar sign is `$$`), optional `[[examples]]` (each `output` plus the
 `[examples.vars]` that fill the user template; rendered as earlier chat turns), `output_model` (the
 pydantic model the answer must validate against, as "module:Class"; its JSON schema is the prompt's
-schema), optional `max_tokens` for the answer and optional `[hints]` (named snippets for the code)."""
+schema), optional `output_format` ("json", the default, or "lines": the line format of a ChunkGraph in
+`synthkg.extract.lines`), optional `max_tokens` for the answer and optional `[hints]` (named snippets for
+the code)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import tomllib
 from functools import cache, cached_property
 from importlib import resources
 from string import Template
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -42,6 +44,7 @@ class Prompt(BaseModel):
     user: str
     examples: tuple[Example, ...] = ()
     output_model: str | None = None
+    output_format: Literal["json", "lines"] = "json"
     max_tokens: int | None = Field(None, ge=1)
     hints: dict[str, str] = Field(default_factory=dict)
 

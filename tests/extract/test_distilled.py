@@ -13,8 +13,9 @@ from synthkg.extract.distilled import (
     StudentPrompt,
     load_student_prompt,
 )
+from synthkg.extract.lines import GRAMMAR
 from synthkg.prompts import load_prompt
-from tests.fakes import ScriptedChatModel
+from tests.fakes import ScriptedChatModel, StreamingScriptedChatModel
 from training.dataset import chat_messages
 
 GRAPH = {
@@ -87,3 +88,43 @@ def test_the_shipped_student_records_the_prompt_it_was_trained_on() -> None:
     prompt = load_prompt("one_call")
     assert recorded is not None
     assert (recorded.system_prompt, recorded.user_template) == (prompt.system, prompt.user)
+
+
+LINES_ANSWER = (
+    "PERSON: Frida Kahlo\n> Frida Kahlo was born in Coyoacan.\nFrida Kahlo | was born in | Coyoacan\n"
+)
+
+
+def _lines_student() -> StudentPrompt:
+    prompt = load_prompt("one_call_lines")
+    return StudentPrompt(system_prompt=prompt.system, user_template=prompt.user, prompt=prompt.version_tag,
+                         output_format="lines")
+
+
+def test_a_lines_student_is_asked_with_its_grammar_loop_guard_and_a_budget_sized_to_the_chunk() -> None:
+    fake = StreamingScriptedChatModel([LINES_ANSWER])
+    extractor = DistilledExtractor(fake, prompt=_lines_student())
+    result = extractor.extract("Frida Kahlo was born in Coyoacan.")
+    assert result.ok and result.issues == ()
+    assert [(q.subject, q.object) for q in result.graph.quadruples] == [("Frida Kahlo", "Coyoacan")]
+    (call,) = fake.calls
+    assert call.grammar == GRAMMAR and call.json_schema is None and call.stop_when is not None
+    assert call.max_tokens == extractor.budget("Frida Kahlo was born in Coyoacan.") < 400
+    assert extractor.budget("word " * 2000) == load_prompt("one_call_lines").max_tokens  # the ceiling
+    assert extractor.prompt_versions == {"one_call": "one_call_lines@v1"}
+
+
+def test_a_looping_lines_answer_is_stopped_and_keeps_its_facts() -> None:
+    looping = LINES_ANSWER * 40
+    fake = StreamingScriptedChatModel([looping])
+    result = DistilledExtractor(fake, prompt=_lines_student()).extract("Frida Kahlo was born in Coyoacan.")
+    assert result.ok and len(fake.calls) == 1  # no re-ask: the facts before the loop are the answer
+    assert len(result.graph.quadruples) == 1
+    assert any("loop" in issue for issue in result.issues)
+
+
+def test_a_lines_answer_without_facts_is_re_asked_then_fails() -> None:
+    fake = StreamingScriptedChatModel(["Sorry, I cannot.", "Still no."])
+    result = DistilledExtractor(fake, prompt=_lines_student()).extract("Frida Kahlo was born in Coyoacan.")
+    assert result.failure == "one_call:schema" and len(fake.calls) == 2
+    assert "Sorry, I cannot." in fake.calls[1].messages[-2]["content"]  # shown its answer and the problem

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from synthkg.extract.base import ExtractionResult, Extractor, accepts_call_metadata
-from synthkg.extract.multistep import MultiStepExtractor, normalize_type, rouge1_f1
+from synthkg.extract.entity_types import normalize_type
+from synthkg.extract.multistep import MultiStepExtractor, rouge1_f1
 from synthkg.extract.schema import ExtractedEntity, Quadruple
 from synthkg.llm.base import ChatResult, LLMError
 from synthkg.llm.cache import CachedBackend

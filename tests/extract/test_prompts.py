@@ -7,15 +7,32 @@ from pathlib import Path
 
 import pytest
 
+from synthkg.extract.lines import parse_lines, render_lines
 from synthkg.extract.parse import parse_output
 from synthkg.prompts import Prompt, PromptError, load_prompt, prompt_names
 
-EXTRACTION_PROMPTS = ["decontextualize", "entities", "quadruples", "one_call"]
+EXTRACTION_PROMPTS = ["decontextualize", "entities", "quadruples", "one_call"]  # JSON answers
+LINE_PROMPTS = ["one_call_lines"]
 VERSION_LOCK = Path(__file__).with_name("prompt_versions.json")
 
 
 def test_every_prompt_file_is_listed() -> None:
-    assert set(EXTRACTION_PROMPTS) | {"repair"} == set(prompt_names())
+    assert set(EXTRACTION_PROMPTS) | set(LINE_PROMPTS) | {"repair"} == set(prompt_names())
+
+
+@pytest.mark.parametrize("name", LINE_PROMPTS)
+def test_line_prompt_renders_and_its_example_is_canonical(name: str) -> None:
+    prompt = load_prompt(name)
+    assert prompt.output_format == "lines" and prompt.max_tokens
+    messages = prompt.render(chunk="<chunk value>")
+    assert "subject | relation | object" in messages[0]["content"]
+    assert messages[-1]["content"].endswith("<chunk value>")
+    (example,) = prompt.examples
+    graph, report = parse_lines(example.output)
+    assert not report.skipped and report.loop_at is None
+    # The example is written exactly as training renders a graph: the student sees that form.
+    assert render_lines(graph) == example.output
+    assert len(graph.quadruples) == 6 and len({q.proposition for q in graph.quadruples}) == 3
 
 
 @pytest.mark.parametrize("name", EXTRACTION_PROMPTS)

@@ -171,3 +171,56 @@ def test_usage_counts_per_stage_and_exports_plain_data(tmp_path: Path) -> None:
     assert data["relations"]["prompt_tokens"] == 10
     assert data["total"]["calls"] == 3
     assert data["total"]["seconds"] == pytest.approx(1.0, abs=0.05)
+
+
+class GrammarBackend(CountingBackend):
+    """Takes a grammar and a stop callback like the llama.cpp backends; answers as told."""
+
+    def __init__(self, finish_reason: str = "stop") -> None:
+        super().__init__()
+        self.finish_reason = finish_reason
+        self.seen: list[tuple[str | None, Any]] = []
+
+    def chat(  # type: ignore[override]
+        self,
+        messages: list[Message],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        grammar: str | None = None,
+        stop_when: Any = None,
+    ) -> ChatResult:
+        self.seen.append((grammar, stop_when))
+        result = super().chat(messages, json_schema=json_schema, max_tokens=max_tokens)
+        return ChatResult(text=result.text, completion_tokens=5, finish_reason=self.finish_reason)
+
+
+def test_grammar_keys_the_call_and_reaches_backends_that_take_one(tmp_path: Path) -> None:
+    inner = GrammarBackend()
+    cached = CachedBackend(inner, tmp_path)
+    guard = lambda text: False  # noqa: E731
+    first = cached.chat(msgs("q"), grammar="root ::= [a-z]+", stop_when=guard)
+    assert inner.seen == [("root ::= [a-z]+", guard)]
+    assert cached.chat(msgs("q"), grammar="root ::= [a-z]+").cached
+    other = cached.chat(msgs("q"), grammar="root ::= [0-9]+")  # another grammar, another answer
+    plain = cached.chat(msgs("q"))
+    assert not other.cached and not plain.cached and first.text != other.text != plain.text
+    assert inner.calls == 3
+
+
+def test_a_grammar_the_backend_cannot_apply_is_neither_sent_nor_keyed(tmp_path: Path) -> None:
+    inner = CountingBackend()  # no grammar parameter: it would fail if given one
+    cached = CachedBackend(inner, tmp_path)
+    cached.chat(msgs("q"), grammar="root ::= [a-z]+", stop_when=lambda text: False)
+    assert cached.chat(msgs("q")).cached  # the free answer it gave is the answer to both
+    assert inner.calls == 1
+
+
+def test_usage_counts_answers_cut_at_the_budget_and_stopped_looping(tmp_path: Path) -> None:
+    usage = Usage()
+    CachedBackend(GrammarBackend("loop"), tmp_path / "a", usage=usage).chat(msgs("a"), stage="x")
+    CachedBackend(GrammarBackend("length"), tmp_path / "b", usage=usage).chat(msgs("b"), stage="x")
+    CachedBackend(GrammarBackend("stop"), tmp_path / "c", usage=usage).chat(msgs("c"), stage="x")
+    stage = usage.stages()["x"]
+    assert (stage.calls, stage.stopped_looping, stage.cut_at_budget) == (3, 1, 1)

@@ -20,12 +20,28 @@ from synthkg.llm.factory import (
     shipped_student_path,
 )
 from synthkg.llm.hf import HFBackend
+from synthkg.llm.llama_server import LlamaServerBackend
 from synthkg.llm.llamacpp import LlamaCppBackend
 from synthkg.llm.openai_compat import OpenAICompatBackend
 
 
-def test_make_backend_from_settings(tmp_path: Path) -> None:
-    llama = make_backend(LLMSettings(model="qwen2.5-coder-0.5b", threads=2, max_tokens=99), tmp_path)
+@pytest.fixture
+def server_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An executable standing in for llama-server (these tests never start it)."""
+    binary = tmp_path / "llama-server"
+    binary.write_text("#!/bin/sh\nexit 1\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("SYNTHKG_LLAMA_SERVER", str(binary))
+    return binary
+
+
+def test_make_backend_from_settings(tmp_path: Path, server_binary: Path) -> None:
+    settings = LLMSettings(model="qwen2.5-coder-0.5b", threads=2, max_tokens=99, slots=3)
+    served = make_backend(settings, tmp_path)
+    assert isinstance(served, LlamaServerBackend) and served.parallel == 3
+    assert (served.model, served.max_tokens, served.repeat_penalty) == ("qwen2.5-coder-0.5b", 99, 1.1)
+    settings = LLMSettings(model="qwen2.5-coder-0.5b", threads=2, max_tokens=99, engine="python")
+    llama = make_backend(settings, tmp_path)
     assert isinstance(llama, LlamaCppBackend)
     assert (llama.model, llama.threads, llama.max_tokens, llama.repeat_penalty) == (
         "qwen2.5-coder-0.5b",
@@ -41,8 +57,9 @@ def test_make_backend_from_settings(tmp_path: Path) -> None:
     assert isinstance(hf, HFBackend) and hf.model == "/models/student"
 
 
-def test_local_model_errors_surface_on_first_call(tmp_path: Path) -> None:
-    backend = make_backend(LLMSettings(model=str(tmp_path / "absent.gguf")), tmp_path)
+@pytest.mark.parametrize("engine", ["server", "python"])
+def test_local_model_errors_surface_on_first_call(tmp_path: Path, server_binary: Path, engine: str) -> None:
+    backend = make_backend(LLMSettings(model=str(tmp_path / "absent.gguf"), engine=engine), tmp_path)
     with pytest.raises(LLMError, match="model file not found"):
         backend.chat([{"role": "user", "content": "x"}])
 
@@ -119,15 +136,18 @@ def test_student_backend_errors_are_clear(tmp_path: Path) -> None:
     assert retrained.model.startswith(f"smollm2-135m+{tmp_path.name}-") and retrained.model != backend.model
 
 
-def test_the_shipped_student_is_the_default_distilled_extractor(tmp_path: Path) -> None:
+def test_the_shipped_student_is_the_default_distilled_extractor(tmp_path: Path, server_binary: Path) -> None:
     shipped = shipped_student_path()
     assert (shipped / "adapter_config.json").is_file() and (shipped / "adapter_model.safetensors").is_file()
     for model in ("synthkg-student", "qwen2.5-coder-1.5b"):  # a teacher name: no student was named
         backend = make_student_backend(LLMSettings(backend="hf", model=model), tmp_path)
         assert isinstance(backend, HFBackend)
         assert backend.adapter == shipped and backend.source == "qwen2.5-coder-0.5b"
-        # Over a GGUF base, the default (llamacpp) runs the same adapter on llama.cpp.
-        fast = make_student_backend(LLMSettings(model=model, threads=2), tmp_path)
+        # Over a GGUF base, the default (llamacpp) runs the same adapter on llama.cpp: in process ...
+        fast = make_student_backend(LLMSettings(model=model, threads=2, engine="python"), tmp_path)
         assert isinstance(fast, LlamaCppBackend)
         assert (fast.adapter, fast.source, fast.threads) == (shipped, "qwen2.5-coder-0.5b", 2)
         assert fast.model == backend.model  # same identity; the backend name tells them apart
+        # ... or, by default, in llama-server.
+        served = make_student_backend(LLMSettings(model=model, threads=2), tmp_path)
+        assert isinstance(served, LlamaServerBackend) and served.model == backend.model

@@ -1,0 +1,227 @@
+"""Extraction throughput: passages per hour of each extractor setting against the current student, with
+the quality each keeps, in one run on one machine.
+
+    python -m eval.benchmarks.throughput_bench --dataset ../shared/data/multihop/musique --passages 50 \\
+        --teacher-records data/records/musique_dev50_teacher_qwen15.jsonl \\
+        --setting current=distilled:training/adapters/qwen2.5-coder-0.5b-synthkg:python:1 \\
+        --setting lines-4=distilled:training/adapters/qwen2.5-coder-0.5b-synthkg-lines:server:4
+
+A setting is NAME=EXTRACTOR:MODEL:ENGINE:SLOTS[:LOAD]: the extractor (distilled or multistep), the model
+(a student adapter folder, or a local model for multistep), the llama.cpp engine (python: llama-cpp-
+python in process; server: llama-server), the sequences in flight, and optionally LOAD busy processes
+running beside it (what a shared machine does to it). The first setting is the baseline of the ratios.
+
+Per setting, with a fresh call cache and after one warm-up call (model loaded, server started): every
+chunk of the passages is extracted to records with SLOTS documents in flight; the wall time of that is
+the throughput (passages per hour, completion tokens per passage and per second). The records are then
+replayed into a store and scored like distill_bench: KG coverage of the questions' gold triples, triple
+F1 against the teacher's graph (from --teacher-records, made once with `synthkg extract --extractor
+multistep`), failed chunks, and loops (answers stopped looping or cut at the budget) per 1,000 chunks.
+
+Nothing else may run on the machine meanwhile (llama.cpp slows ~10x when another process takes a core),
+except the busy processes a LOAD setting starts on purpose."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from eval.benchmarks.distill_bench import agreement
+from eval.datasets import Dataset, load_dataset
+from eval.runner import GraphTriples, MemoEmbedder, eval_kg, prepare_corpus
+from synthkg.chunking import chunk_text
+from synthkg.config import LLMSettings, Settings
+from synthkg.embeddings import Embedder, make_embedder
+from synthkg.extract.corpus import extract_corpus
+from synthkg.extract.replay import ReplayExtractor
+from synthkg.ingest import make_extraction
+from synthkg.llm.cache import Usage
+from synthkg.llm.llama_server import stop_servers
+from synthkg.model import Document
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    extractor: str
+    model: str
+    engine: str
+    slots: int
+    load: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Setting:
+        name, _, spec = text.partition("=")
+        parts = spec.split(":")
+        valid = (
+            bool(name) and len(parts) in (4, 5) and parts[0] in ("distilled", "multistep")
+            and parts[2] in ("python", "server") and all(p.isdigit() for p in parts[3:])
+        )
+        if not valid:
+            raise typer.BadParameter(
+                f"{text!r}: expected NAME=distilled|multistep:MODEL:python|server:SLOTS[:LOAD]"
+            )
+        return cls(name, parts[0], parts[1], parts[2], int(parts[3]), int(parts[4]) if len(parts) == 5 else 0)
+
+
+def _busy() -> None:  # pragma: no cover - runs in a child process
+    while True:
+        pass
+
+
+@contextmanager
+def busy_processes(count: int) -> Iterator[None]:
+    """`count` processes each spinning one core, for the duration."""
+    workers = [multiprocessing.Process(target=_busy, daemon=True) for _ in range(count)]
+    for worker in workers:
+        worker.start()
+    try:
+        yield
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.join()
+
+
+def _documents(dataset: Dataset) -> list[Document]:
+    return [Document.create(p.text, title=p.title, source="bench", key=p.id) for p in dataset.passages]
+
+
+def run_setting(
+    setting: Setting, dataset: Dataset, work: Path, cache_root: Path
+) -> tuple[dict[str, Any], Path]:
+    """Extract the dataset's passages with `setting`; returns its row (throughput) and its records."""
+    cache = work / f"cache-{setting.name}"
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "models").symlink_to(cache_root / "models")  # the assembled local models
+    llm = LLMSettings(model=setting.model, engine=setting.engine, slots=setting.slots)  # type: ignore[arg-type]
+    settings = Settings(llm=llm, cache_dir=cache, data_dir=work / setting.name)
+    usage = Usage()
+    setup = make_extraction(settings, setting.extractor, usage=usage)  # type: ignore[arg-type]
+    assert setup.cached is not None
+    # Warm-up outside the clock: loads the model (starts the server), exports the adapter.
+    setup.cached.chat([{"role": "user", "content": "Say OK."}], max_tokens=4, stage="warmup")
+    documents = _documents(dataset)
+    records = work / f"{setting.name}.jsonl"
+    with busy_processes(setting.load):
+        started = time.perf_counter()
+        stats = extract_corpus(documents, setup.extractor, records, model=setup.model,
+                               prompt_versions=setup.prompt_versions, workers=setting.slots, progress=True)
+        wall = time.perf_counter() - started
+    setup.cached.close()
+    stop_servers()
+    stages = {k: v for k, v in usage.stages().items() if k != "warmup"}
+    calls = sum(s.calls for s in stages.values())
+    completion = sum(s.completion_tokens for s in stages.values())
+    prompt = sum(s.prompt_tokens for s in stages.values())
+    loops = sum(s.stopped_looping + s.cut_at_budget for s in stages.values())
+    passages, words = len(documents), sum(len(d.text.split()) for d in documents)
+    row = {
+        "setting": asdict(setting),
+        "model": setup.model,
+        "passages": passages,
+        "chunks": stats["chunks"],
+        "words": words,
+        "wall_seconds": round(wall, 1),
+        "passages_per_hour": round(passages / wall * 3600, 1),
+        "seconds_per_passage": round(wall / passages, 2),
+        "completion_tokens_per_passage": round(completion / passages, 1),
+        "prompt_tokens_per_passage": round(prompt / passages, 1),
+        "completion_tokens_per_second": round(completion / wall, 1),
+        "llm_calls_per_1000_words": round(calls * 1000 / words, 2),
+        "llm_seconds_per_passage": round(sum(s.seconds for s in stages.values()) / passages, 2),
+        "loops_per_1000_chunks": round(loops * 1000 / max(1, stats["chunks"]), 1),
+        "stages": {k: asdict(v) for k, v in stages.items()},
+    }
+    return row, records
+
+
+def score(name: str, records: Path, dataset: Dataset, work: Path, embedder: Embedder,
+          threshold: float) -> tuple[dict[str, Any], GraphTriples]:
+    """Quality of a setting's records, replayed into a store of their own."""
+    settings = Settings(data_dir=work / f"score-{name}")
+    replay = ReplayExtractor.from_files([records])
+    prepared = prepare_corpus(dataset, settings, f"replay-{name}", work_dir=work / f"score-{name}",
+                              embedder=embedder, replay=replay, progress=False)
+    with prepared.open_store() as store:
+        kg = eval_kg(dataset, store, embedder, threshold, progress=False)
+        triples = GraphTriples(store)
+        failed = sum(len(d.metadata.get("failed_chunks") or {}) for d in store.iter_documents())
+    return {"kg_coverage": kg.aggregates["supporting"].metrics.get("coverage"),
+            "triples": len(triples.all), "failed_chunks": failed}, triples
+
+
+@app.command()
+def main(
+    dataset: Annotated[Path, typer.Option(help="A dataset folder (dev.json + corpus.json).")],
+    setting: Annotated[list[str], typer.Option(help="NAME=EXTRACTOR:MODEL:ENGINE:SLOTS[:LOAD]; repeat.")],
+    teacher_records: Annotated[Path, typer.Option(help="The teacher's records of the same passages.")],
+    passages: Annotated[int, typer.Option(help="At most this many supporting passages.")] = 50,
+    threshold: Annotated[float, typer.Option(help="Cosine similarity for a triple match.")] = 0.88,
+    out: Annotated[Path | None, typer.Option(help="Result file.")] = None,
+    keep_records: Annotated[
+        Path | None, typer.Option(help="Copy each setting's records into this folder.")
+    ] = None,
+) -> None:
+    settings_list = [Setting.parse(s) for s in setting]
+    data = load_dataset(dataset).first_questions_within(passages)
+    chunks = sum(len(chunk_text(p.text)) for p in data.passages)
+    embedder = MemoEmbedder(make_embedder(Settings().embedding))
+    cache_root = Settings().cache_dir
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="throughput-bench-") as tmp:
+        work = Path(tmp)
+        teacher, teacher_triples = score("teacher", teacher_records, data, work, embedder, threshold)
+        for item in settings_list:
+            typer.echo(f"--- {item.name}: {item}")
+            row, records = run_setting(item, data, work, cache_root)
+            quality, triples = score(item.name, records, data, work, embedder, threshold)
+            row |= quality
+            row["agreement_with_teacher"] = agreement(triples, teacher_triples, embedder, threshold)
+            rows.append(row)
+            typer.echo(json.dumps({k: v for k, v in row.items() if k != "stages"}))
+            if keep_records is not None:
+                keep_records.mkdir(parents=True, exist_ok=True)
+                (keep_records / records.name).write_bytes(records.read_bytes())
+    base = rows[0]
+    for row in rows:
+        row["ratio_passages_per_hour"] = round(row["passages_per_hour"] / base["passages_per_hour"], 2)
+        row["ratio_completion_tokens"] = round(
+            row["completion_tokens_per_passage"] / base["completion_tokens_per_passage"], 2
+        )
+    result = {
+        "benchmark": "throughput",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dataset": str(dataset),
+        "questions": len(data.questions),
+        "passages": len(data.passages),
+        "chunks": chunks,
+        "teacher": {"records": str(teacher_records), **teacher},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_avg_1m_at_end": os.getloadavg()[0]},
+        "baseline": base["setting"]["name"],
+        "settings": rows,
+    }
+    path = out or RESULTS / f"throughput_bench-{len(data.passages)}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    typer.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app()
