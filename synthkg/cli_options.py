@@ -4,6 +4,7 @@ not import `synthkg.cli` (which imports them)."""
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, NoReturn
 
@@ -11,10 +12,26 @@ import typer
 
 from synthkg.config import Settings, load_settings
 
+# Control characters (C0 but newline and tab, DEL, C1) and bidirectional overrides: stored text is
+# printed for humans, and an ingested "\x1b[2J" must not clear the reader's terminal.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def for_terminal(text: str) -> str:
+    """`text` with every control character written as a visible escape (\\x1b, \\u202e): what the
+    CLI prints for humans. JSON output keeps the exact text (JSON escapes control characters itself)."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                       else f"\\u{ord(m.group()):04x}", text)
+
+
+def echo(text: str = "", **style: object) -> None:
+    """typer.secho for humans: control characters escaped (see for_terminal)."""
+    typer.secho(for_terminal(text), **style)  # type: ignore[arg-type]
+
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print a user-facing error (no traceback) and exit."""
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    typer.secho(f"error: {for_terminal(message)}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
 
 

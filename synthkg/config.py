@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -18,6 +20,30 @@ from pydantic_settings import (
 )
 
 DEFAULT_CONFIG_FILE = "synthkg.toml"
+
+
+_SECRET_PARAM = re.compile(r"key|token|secret|passw|pwd|auth|sig|credential", re.IGNORECASE)
+
+
+def redact_url(url: str | None) -> str | None:
+    """`url` safe to print or store: a password in its user part (bolt://neo4j:PW@host) and the values
+    of query parameters that look like credentials (?api-key=K, &token=T) become '***'."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            user, _, host = netloc.rpartition("@")
+            name = user.partition(":")[0]
+            netloc = f"{name}:***@{host}" if ":" in user else f"***@{host}"
+        query = "&".join(
+            f"{k}={'***' if _SECRET_PARAM.search(k) else v}" if sep else k
+            for k, sep, v in (pair.partition("=") for pair in parts.query.split("&") if pair)
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:  # not a URL: print nothing of it that could be a secret
+        return "***"
 
 
 def default_cache_dir() -> Path:
@@ -139,8 +165,12 @@ class Settings(BaseSettings):
         return self.data_dir / "index" / f"neo4j-{key[:12]}"
 
     def masked(self) -> dict[str, Any]:
-        """The settings as plain data, secrets replaced by '***' (or '' when unset)."""
-        return self.model_dump(mode="json")
+        """The settings as plain data, secrets replaced by '***' (or '' when unset), credentials written
+        inside URLs too (see redact_url)."""
+        data = self.model_dump(mode="json")
+        data["store"]["neo4j_uri"] = redact_url(data["store"]["neo4j_uri"])
+        data["llm"]["base_url"] = redact_url(data["llm"]["base_url"])
+        return data
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

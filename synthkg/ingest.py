@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,11 +24,11 @@ from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
 from synthkg.chunking import DEFAULT_MAX_TOKENS, approx_token_count, chunk_text
-from synthkg.config import Settings
+from synthkg.config import Settings, redact_url
 from synthkg.extract.base import ExtractionResult, Extractor
 from synthkg.extract.distilled import DistilledExtractor, StudentPrompt, load_student_prompt
 from synthkg.extract.to_records import document_records
-from synthkg.llm.base import ChatBackend, ChatResult, LLMError, Message
+from synthkg.llm.base import ChatBackend, ChatResult, LLMError, Message, accepts
 from synthkg.llm.cache import CachedBackend, Usage
 from synthkg.loaders import load_documents
 from synthkg.model import Document, GraphBatch
@@ -44,6 +45,11 @@ ExtractorName = Literal["multistep", "distilled", "none"]
 # would hand back the very answer that failed.
 RETRY_TEMPERATURE = 0.4
 _RESUME_HINT = "Finished documents are saved; rerun the same command to resume."
+
+
+def _sentence(exc: BaseException) -> str:
+    """An error's message as one sentence: one final period, however the message ended."""
+    return str(exc).rstrip().rstrip(".") + "."
 
 
 class IngestError(RuntimeError):
@@ -89,6 +95,7 @@ class IngestSummary(BaseModel):
     load_errors: list[str] = Field(default_factory=list)
     usage: dict[str, dict[str, Any]] = Field(default_factory=dict)
     estimated: dict[str, int] | None = Field(None, description="--dry-run: estimated calls and tokens")
+    llm: str | None = Field(None, description="the backend and model that extracted (and its endpoint)")
     wall_seconds: float = 0.0
     run_record: str | None = None
     store_totals: dict[str, int] = Field(default_factory=dict)
@@ -109,6 +116,9 @@ class IngestSummary(BaseModel):
         if self.estimated is not None:
             estimate = ", ".join(f"{k}={v}" for k, v in self.estimated.items())
             lines.append(f"dry run (estimate): {estimate}")
+        if self.llm:
+            lines.append(f"llm: {self.llm} (cached answers are reused only for this backend, model and "
+                         "endpoint)")
         for stage, u in self.usage.items():
             lines.append(
                 f"  {stage:>16}: {u['calls']} calls ({u['cached_calls']} cached), "
@@ -129,14 +139,18 @@ class IngestSummary(BaseModel):
 
 
 class _SamplingBackend:
-    """Passes calls through with a temperature set, so retries of failed chunks get fresh answers."""
+    """Passes calls through with a temperature set. With `refresh` the cache is bypassed, so retries of
+    failed chunks get fresh answers: never the stored answer that failed (nor one a failed retry
+    stored). Without it, a chunk that a retry fixed gets that retry's stored answer again."""
 
-    def __init__(self, backend: ChatBackend, temperature: float) -> None:
-        self.backend, self.temperature = backend, temperature
+    def __init__(self, backend: ChatBackend, temperature: float, *, refresh: bool) -> None:
+        self.backend, self.temperature, self.refresh = backend, temperature, refresh
         self.name, self.model = backend.name, backend.model
 
     def chat(self, messages: list[Message], **kwargs: Any) -> ChatResult:
         kwargs["temperature"] = self.temperature
+        if self.refresh and accepts(self.backend, "refresh"):
+            kwargs["refresh"] = True
         return self.backend.chat(messages, **kwargs)
 
 
@@ -159,7 +173,8 @@ class ExtractionSetup:
     """An extractor assembled from settings, with what runs it."""
 
     extractor: Extractor
-    retry_extractor: Extractor  # the same, asked with some sampling (--retry-failed)
+    retry_extractor: Extractor  # the same, asked afresh with some sampling (--retry-failed)
+    resample_extractor: Extractor  # the same sampling, answered from the cache (chunks a retry fixed)
     backend: ChatBackend | None  # the raw backend; its `parallel` says how many calls to keep in flight
     cached: CachedBackend | None  # the call cache in front of it (close it when done)
     model: str  # "<backend>:<model>" for records
@@ -174,7 +189,7 @@ def make_extraction(
     for settings that cannot run (a missing model or server binary, a malformed adapter)."""
     if name == "none":
         none = make_extractor("none", backend)
-        return ExtractionSetup(none, none, None, None, "none", {})
+        return ExtractionSetup(none, none, none, None, None, "none", {})
     student_prompt = None
     if backend is None:
         from synthkg.llm.factory import make_backend, make_student_backend, student_path
@@ -189,9 +204,12 @@ def make_extraction(
     raw = as_backend(backend)
     cached = CachedBackend(raw, settings.cache_dir, usage=usage)
     extractor = make_extractor(name, cached, student_prompt)
-    retry = make_extractor(name, _SamplingBackend(cached, RETRY_TEMPERATURE), student_prompt)
-    versions = getattr(extractor, "prompt_versions", {})
-    return ExtractionSetup(extractor, retry, raw, cached, f"{raw.name}:{raw.model}", dict(versions))
+    retry, resample = (
+        make_extractor(name, _SamplingBackend(cached, RETRY_TEMPERATURE, refresh=fresh), student_prompt)
+        for fresh in (True, False)
+    )
+    versions = dict(getattr(extractor, "prompt_versions", {}))
+    return ExtractionSetup(extractor, retry, resample, raw, cached, f"{raw.name}:{raw.model}", versions)
 
 
 class _Plan(BaseModel):
@@ -200,7 +218,8 @@ class _Plan(BaseModel):
     document: Document
     chunks: list[str]
     replaces: bool = False
-    retry_indexes: list[int] = Field(default_factory=list)
+    retry_indexes: list[int] = Field(default_factory=list)  # failed before: asked afresh
+    retried_indexes: list[int] = Field(default_factory=list)  # fixed by an earlier retry: its answer
 
 
 def _plan(
@@ -214,11 +233,13 @@ def _plan(
             summary.documents_skipped += 1
             continue
         chunks = chunk_text(doc.text, options.max_chunk_tokens)
+        retried = existing.metadata.get("retried_chunks", []) if existing is not None and unchanged else []
         yield _Plan(
             document=doc,
             chunks=chunks,
             replaces=existing is not None and not unchanged,
-            retry_indexes=failed if unchanged and options.retry_failed else [],
+            retry_indexes=failed if unchanged and (options.retry_failed or options.force) else [],
+            retried_indexes=[int(i) for i in retried],
         )
 
 
@@ -259,19 +280,26 @@ class Ingestor:
         usage: Usage,
         options: IngestOptions,
         retry_extractor: Extractor | None = None,
+        resample_extractor: Extractor | None = None,
         resolver: EntityResolver | None = None,
         merge_log: MergeLog | None = None,
         progress: bool = True,
     ) -> None:
         self.store, self.extractor, self.usage, self.options = store, extractor, usage, options
         self.retry_extractor = retry_extractor or extractor
+        self.resample_extractor = resample_extractor or self.retry_extractor
         self.resolver, self.merge_log, self.progress = resolver, merge_log, progress
         self.concurrency = options.concurrency or 1
 
     def _extract_document(self, plan: _Plan, tick: Callable[[], None]) -> list[ExtractionResult]:
         results: list[ExtractionResult] = []
         for i, text in enumerate(plan.chunks):
-            extractor = self.retry_extractor if i in plan.retry_indexes else self.extractor
+            if i in plan.retry_indexes:
+                extractor = self.retry_extractor
+            elif i in plan.retried_indexes:
+                extractor = self.resample_extractor
+            else:
+                extractor = self.extractor
             # The previous chunk as extraction read it: its references are already resolved.
             previous = results[i - 1].text if i else None
             results.append(extractor.extract(text, previous))
@@ -306,8 +334,11 @@ class Ingestor:
     def _write(self, plan: _Plan, results: list[ExtractionResult], summary: IngestSummary) -> None:
         doc = plan.document
         failed = {str(i): r.failure for i, r in enumerate(results) if r.failure}
+        # Chunks whose graph came from a retry's sampled answer: a later rerun must ask the same way,
+        # or it would be served the greedy answer that failed before.
+        retried = sorted(i for i in {*plan.retry_indexes, *plan.retried_indexes} if str(i) not in failed)
         doc = doc.model_copy(update={"metadata": {**doc.metadata, "failed_chunks": failed,
-                                                  "chunks": len(results)}})
+                                                  "retried_chunks": retried, "chunks": len(results)}})
         batch = document_records(doc, results)
         merges = []
         if self.resolver is not None:
@@ -394,22 +425,34 @@ def ingest(
     loaded = load_documents([Path(p) for p in path_list], limit=options.limit)
     summary.documents_loaded = len(loaded.documents)
     summary.load_errors = [str(e) for e in loaded.errors]
-    for error in loaded.errors:
-        log.warning("%s", error)
+    for error in loaded.errors:  # the summary lists them; the CLI prints the summary, not these
+        log.debug("%s", error)
 
     own_store = store is None
+    scratch: tempfile.TemporaryDirectory[str] | None = None
     usage = Usage()
     cached: CachedBackend | None = None
     try:
-        if own_store:
+        if own_store and options.dry_run and settings.store.backend == "embedded":
+            # A dry run writes nothing: it reads an existing store without its lock, and plans against
+            # an empty throwaway one where none exists yet (opening a store creates its files).
+            if settings.store.path.exists():
+                store = open_store(settings.store, read_only=True)
+            else:
+                scratch = tempfile.TemporaryDirectory(prefix="synthkg-dry-run-")
+                store = open_store(settings.store.model_copy(update={"path": Path(scratch.name) / "store"}))
+        elif own_store:
             store = open_store(settings.store)
         assert store is not None
         if extractor is None and (options.extractor == "none" or not options.dry_run):
             setup = make_extraction(settings, options.extractor, backend=backend, usage=usage)
             extractor, retry_extractor = setup.extractor, setup.retry_extractor
+            resample_extractor: Extractor | None = setup.resample_extractor
             backend, cached = setup.backend, setup.cached
+            endpoint = getattr(backend, "endpoint", None)
+            summary.llm = setup.model + (f" at {redact_url(endpoint)}" if endpoint else "")
         else:
-            retry_extractor = extractor
+            retry_extractor, resample_extractor = extractor, None
         resolver = merge_log = None
         if not options.dry_run:
             merge_log = MergeLog(settings.data_dir)
@@ -424,31 +467,35 @@ def ingest(
             parallel = getattr(backend, "parallel", None) or settings.llm.concurrency
             options = options.model_copy(update={"concurrency": parallel})
         runner = Ingestor(store, extractor, usage=usage, options=options,  # type: ignore[arg-type]
-                          retry_extractor=retry_extractor, resolver=resolver, merge_log=merge_log,
-                          progress=progress)
+                          retry_extractor=retry_extractor, resample_extractor=resample_extractor,
+                          resolver=resolver, merge_log=merge_log, progress=progress)
         try:
             runner.run(loaded.documents, summary)
         except LLMError as exc:
-            raise IngestError(f"LLM backend failed: {exc}. {_RESUME_HINT}") from exc
+            raise IngestError(f"LLM backend failed: {_sentence(exc)} {_RESUME_HINT}") from exc
         except StoreError as exc:
-            raise IngestError(f"store failed: {exc}. {_RESUME_HINT}") from exc
+            raise IngestError(f"store failed: {_sentence(exc)} {_RESUME_HINT}") from exc
         finally:
             summary.usage = usage.to_dict()
             summary.wall_seconds = round(time.perf_counter() - started, 3)
         if not options.dry_run:
             summary.store_totals = store.counts().model_dump()
             if options.update_index:
-                _update_index(store, settings, embedder)
+                _update_index(store, settings, embedder, progress=progress)
             summary.run_record = str(_write_run_record(settings, summary, path_list, options, cached))
     finally:
         if cached is not None:
             cached.close()
         if own_store and store is not None:
             store.close()
+        if scratch is not None:
+            scratch.cleanup()
     return summary
 
 
-def _update_index(store: GraphStore, settings: Settings, embedder: Embedder | None) -> None:
+def _update_index(
+    store: GraphStore, settings: Settings, embedder: Embedder | None, *, progress: bool = False
+) -> None:
     """Bring the retrieval indexes up to date with the store (embeds only what is new)."""
     try:
         from retrieval.indexes import SearchIndex
@@ -459,4 +506,4 @@ def _update_index(store: GraphStore, settings: Settings, embedder: Embedder | No
         from synthkg.embeddings import make_embedder
 
         embedder = make_embedder(settings.embedding)
-    SearchIndex.open(settings.index_path(), embedder).update(store)
+    SearchIndex.open(settings.index_path(), embedder).update(store, progress=progress)

@@ -145,6 +145,26 @@ def test_missing_and_empty_store(tmp_path: Path) -> None:
         kg.retrieve(QUESTION)
 
 
+def test_asking_while_the_first_ingest_runs_says_so(tmp_path: Path) -> None:
+    """Issue 15: documents are in the store before the ingest builds the index at its end; asking then
+    advised `synthkg reindex` instead of saying the ingest is still running."""
+    path = tmp_path / "kg"
+    writer = EmbeddedStore(path)  # the ingest in progress: holds the lock, has written documents
+    writer.write(build_batch())
+    try:
+        with KnowledgeGraph.open(path, settings=make_settings(tmp_path), embedder=HashingEmbedder()) as kg:
+            with pytest.raises(Exception, match="still running") as error:
+                kg.retrieve(QUESTION)
+            assert "reindex" not in str(error.value)
+    finally:
+        writer.close()
+    settings = make_settings(tmp_path)
+    with KnowledgeGraph.open(path, settings=settings, embedder=HashingEmbedder()) as kg, pytest.raises(
+        Exception, match="run `synthkg reindex`"  # no writer now: the index is simply missing
+    ):
+        kg.retrieve(QUESTION)
+
+
 def test_index_of_another_embedding_model_asks_for_reindex(
     graph_dir: tuple[Path, GraphBatch], tmp_path: Path
 ) -> None:

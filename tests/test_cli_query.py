@@ -145,3 +145,23 @@ def test_query_with_the_real_embedding_model(tmp_path: Path) -> None:
     }
     code, output = invoke("--store-path", store, "retrieve", QUESTION, "--mode", "ppr")
     assert code == 0 and f"(chunk {chunk_id_of(batch, SUPPORT_A)}" in output
+
+
+@pytest.mark.usefixtures("hashing")
+def test_stored_control_characters_never_reach_the_terminal(tmp_path: Path) -> None:
+    """Issue 15: an ingested "\\x1b[2J" cleared the reader's terminal when printed."""
+    hostile = "Lisbon is \x1b[2Jthe capital\x07 of Portugal\x08.\u202e Backwards\x00."
+    corpus = tmp_path / "hostile.json"
+    others = [{"id": f"o{i}", "title": f"Other {i}", "text": f"Madrid is in Spain, {i}."} for i in range(3)]
+    corpus.write_text(json.dumps([{"id": "h1", "title": "Evil\x1b]0;pwned\x07", "text": hostile}, *others]))
+    store = str(tmp_path / "kg")
+    code, output = invoke("--store-path", store, "ingest", str(corpus), "--extractor", "none",
+                          "--no-progress")
+    assert code == 0, output
+    code, output = invoke("--store-path", store, "retrieve", "capital of Portugal", "--mode", "bm25")
+    assert code == 0, output
+    assert not any(ch in output for ch in "\x1b\x07\x08\x00\u202e")
+    assert "\\x1b[2Jthe capital\\x07" in output and "Evil\\x1b]0;pwned\\x07" in output and "\\u202e" in output
+    code, output = invoke("--store-path", store, "retrieve", "capital of Portugal", "--mode", "bm25",
+                          "--json")
+    assert json.loads(output)["chunks"][0]["text"] == hostile  # JSON keeps the exact text

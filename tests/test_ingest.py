@@ -162,6 +162,38 @@ def test_failed_chunk_is_recorded_and_retried(corpus: Path, settings: Settings) 
         assert doc.metadata["failed_chunks"] == {}
 
 
+def test_a_retry_is_never_served_the_answer_that_failed(corpus: Path, settings: Settings) -> None:
+    """Issue 15: a retry that failed once was cached and served to every later retry (0 requests)."""
+
+    class Outage(RuleBasedLLM):
+        broken = True
+
+        def chat(self, messages: list, **kwargs: object):  # type: ignore[no-untyped-def]
+            if self.broken and kwargs.get("temperature"):
+                self.calls.append(None)  # type: ignore[arg-type]
+                from synthkg.llm.base import ChatResult
+
+                return ChatResult(text="<html>502 Bad Gateway</html>")
+            return super().chat(messages, **kwargs)
+
+    (corpus / "d.txt").write_text(f"Niels Bohr {POISON} lived in Copenhagen.", encoding="utf-8")
+    assert len(run([corpus], settings, RuleBasedLLM()).failures) == 1
+    down = Outage()
+    assert len(run([corpus], settings, down, retry_failed=True).failures) == 1 and down.calls
+    healthy = Outage()
+    healthy.broken = False
+    retried = run([corpus], settings, healthy, retry_failed=True)
+    assert healthy.calls and retried.failures == []  # asked again, and this time it worked
+    assert set(retried.usage) == {"entities", "quadruples", "total"}  # counted under their own stage
+    # --force re-extracts too: the failed chunk fresh, the others from the cache.
+    (corpus / "e.txt").write_text(f"Lise Meitner {POISON} lived in Vienna.", encoding="utf-8")
+    run([corpus], settings, RuleBasedLLM())
+    forced = RuleBasedLLM()
+    summary = run([corpus], settings, forced, force=True)
+    assert summary.failures == [] and summary.documents_ingested == 5
+    assert all(c.temperature for c in forced.calls)  # only the failed chunk made calls
+
+
 def test_bad_files_are_reported_and_the_rest_ingested(corpus: Path, settings: Settings) -> None:
     (corpus / "empty.txt").write_text("", encoding="utf-8")
     (corpus / "binary.txt").write_bytes(b"\x00\x01\x02PNG\x00")
@@ -180,8 +212,7 @@ def test_dry_run_estimates_and_writes_nothing(corpus: Path, settings: Settings) 
     assert summary.estimated["chunks"] == 3 and summary.estimated["llm_calls"] == 6
     assert summary.estimated["prompt_tokens"] > 0
     assert llm.calls == []
-    with EmbeddedStore(settings.store.path, read_only=True) as store:
-        assert store.counts().documents == 0
+    assert not settings.store.path.exists()  # not even an empty store (issue 15)
 
 
 def test_backend_failure_stops_with_a_clear_error(corpus: Path, settings: Settings) -> None:

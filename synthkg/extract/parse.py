@@ -158,6 +158,10 @@ def _json_candidates(text: str, *, arrays: bool, finished: bool) -> tuple[list[s
                 pos = end
                 continue
             tail = source.rstrip()
+            if finished and not _looks_like_json(source[start:]):
+                # Prose with a stray "{" in an answer the backend finished on its own: no JSON at all,
+                # not an answer cut off by the token budget.
+                break
             if not finished or not tail.endswith(("}", "]")):
                 unclosed = ParseError("truncated", _CUT_OFF)
             elif open_string:
@@ -168,6 +172,15 @@ def _json_candidates(text: str, *, arrays: bool, finished: bool) -> tuple[list[s
                 candidates.append(tail[start:] + "".join(reversed(missing)))
             break
     return candidates, unclosed
+
+
+_JSON_START = re.compile(r'[{\[]\s*(?:["{\[\]}]|$)')
+
+
+def _looks_like_json(span: str) -> bool:
+    """Whether a span that never closes starts like JSON: a bracket followed by a key, a nested
+    bracket, a closer or nothing ("{ the cat" in prose does not)."""
+    return _JSON_START.match(span) is not None
 
 
 def _next_opener(text: str, pos: int, openers: str) -> int:

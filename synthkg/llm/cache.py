@@ -2,9 +2,10 @@
 
 Each finished call is one SQLite row, committed before `chat` returns, so a run that crashed or was
 interrupted repeats no finished call when restarted. The key covers everything that determines the
-answer: backend, model, the caller's prompt version, messages, schema or grammar, max tokens and
-temperature. A streamed answer stopped because it looped is stored like any other: it is what that
-call produces."""
+answer: backend, model, the endpoint (for backends that name one: the same model name on two servers may
+be two models), the caller's prompt version, messages, schema or grammar, max tokens and temperature.
+A streamed answer stopped because it looped is stored like any other: it is what that call produces.
+Retries of failed answers pass `refresh` and are never served from the cache."""
 
 from __future__ import annotations
 
@@ -110,10 +111,14 @@ def cache_key(
     max_tokens: int | None,
     temperature: float | None,
     grammar: str | None = None,
+    endpoint: str | None = None,
 ) -> str:
-    payload = [backend, model, prompt_version, messages, json_schema, max_tokens, temperature]
-    if grammar is not None:  # appended only when set, so that keys of calls without one are unchanged
+    payload: list[Any] = [backend, model, prompt_version, messages, json_schema, max_tokens, temperature]
+    # Appended only when set, so that the keys of calls without them stay what they were.
+    if grammar is not None:
         payload.append(grammar)
+    if endpoint:
+        payload.append({"endpoint": endpoint})
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -126,6 +131,8 @@ class CachedBackend:
         self.backend = backend
         self.name = backend.name
         self.model = backend.model
+        # Where a remote backend sends its calls: part of a call's identity (see the module docstring).
+        self.endpoint: str | None = getattr(backend, "endpoint", None)
         self.usage = usage or Usage()
         self.path = Path(cache_dir) / CACHE_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +190,11 @@ class CachedBackend:
         stop_when: Callable[[str], bool] | None = None,
         prompt_version: str = "",
         stage: str = "default",
+        refresh: bool = False,
     ) -> ChatResult:
+        """The cached answer for this call, or a new one (then stored). `refresh`: always ask the
+        backend and replace what was stored: a retry of a failed answer must never be served that
+        answer again (it would fail the same way, however healthy the endpoint is now)."""
         # Unset values resolve to the backend's defaults, so changing a default changes the key.
         if max_tokens is None:
             max_tokens = getattr(self.backend, "max_tokens", None)
@@ -197,13 +208,14 @@ class CachedBackend:
         if stop_when is not None and accepts(self.backend, "stop_when"):
             options["stop_when"] = stop_when
         key = cache_key(
-            self.name, self.model, prompt_version, messages, json_schema, max_tokens, temperature, grammar
+            self.name, self.model, prompt_version, messages, json_schema, max_tokens, temperature, grammar,
+            self.endpoint,
         )
         lock = self._key_lock(key, acquire=True)
         try:
             with lock:
                 start = time.perf_counter()
-                row = self._lookup(key)
+                row = None if refresh else self._lookup(key)
                 if row is not None:
                     text, prompt_tokens, completion_tokens, finish_reason, seconds = row
                     result = ChatResult(

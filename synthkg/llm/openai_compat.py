@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -9,12 +10,18 @@ from typing import Any
 import openai
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from synthkg.config import redact_url
 from synthkg.llm.base import ChatResult, LLMError, Message
 
 
+class NotJSONError(RuntimeError):
+    """An HTTP 200 reply whose body is not a chat completion (a proxy's HTML error page, say)."""
+
+
 def _transient(exc: BaseException) -> bool:
-    """Worth retrying: the endpoint was unreachable or slow, overloaded (5xx) or rate-limiting (429)."""
-    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+    """Worth retrying: the endpoint was unreachable or slow, overloaded (5xx) or rate-limiting (429), or
+    answered with a body that is not JSON (typically a proxy or gateway in trouble)."""
+    if isinstance(exc, openai.APIConnectionError | NotJSONError):  # includes APITimeoutError
         return True
     return isinstance(exc, openai.APIStatusError) and (exc.status_code == 429 or exc.status_code >= 500)
 
@@ -34,6 +41,7 @@ class OpenAICompatBackend:
         backoff_s: float = 1.0,
     ) -> None:
         self.base_url = base_url or "https://api.openai.com/v1"
+        self.endpoint = self.base_url  # keys the call cache: another server is another model
         self.model = model
         self.temperature = temperature
         self.max_tokens = max_tokens
@@ -61,7 +69,17 @@ class OpenAICompatBackend:
             retry=retry_if_exception(_transient),
             reraise=True,
         )
-        return retrying(self._client.chat.completions.create, **request)
+        return retrying(self._create_once, request)
+
+    def _create_once(self, request: dict[str, Any]) -> Any:
+        try:
+            response = self._client.chat.completions.create(**request)
+        except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
+            raise NotJSONError(f"the reply body is not JSON ({exc})") from exc
+        if not hasattr(response, "choices"):  # the client hands back the raw text of a non-JSON body
+            start = " ".join(str(response).split())[:80]
+            raise NotJSONError(f"the reply body is not JSON: {start!r}")
+        return response
 
     def chat(
         self,
@@ -95,11 +113,11 @@ class OpenAICompatBackend:
                 for rejected in kinds[:i]:
                     if rejected in self._formats:
                         self._formats.remove(rejected)
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, NotJSONError) as exc:
             raise LLMError(self._describe(exc)) from exc
         seconds = time.perf_counter() - start
         if not response.choices:
-            raise LLMError(f"OpenAI-compatible endpoint {self.base_url} returned no choices")
+            raise LLMError(f"OpenAI-compatible endpoint {redact_url(self.base_url)} returned no choices")
         choice = response.choices[0]
         usage = response.usage
         return ChatResult(
@@ -113,11 +131,13 @@ class OpenAICompatBackend:
 
     def _describe(self, exc: BaseException) -> str:
         # The openai client's messages never contain the key; the server's own text may be long.
-        where = f"OpenAI-compatible endpoint {self.base_url} (model {self.model!r})"
+        where = f"OpenAI-compatible endpoint {redact_url(self.base_url)} (model {self.model!r})"
         if isinstance(exc, openai.AuthenticationError):
             return f"{where} rejected the API key (HTTP 401); set llm.api_key or OPENAI_API_KEY"
         if isinstance(exc, openai.APIConnectionError):
             return f"{where} is unreachable after {self.max_retries + 1} attempts: {exc}"
+        if isinstance(exc, NotJSONError):
+            return f"{where} failed after {self.max_retries + 1} attempts: {exc}"
         if isinstance(exc, openai.APIStatusError):
             detail = str(exc)[:500]
             attempts = f" after {self.max_retries + 1} attempts" if _transient(exc) else ""

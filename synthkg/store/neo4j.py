@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, LiteralString, TypeVar, cast
+from urllib.parse import urlsplit
 
 from neo4j import Driver, GraphDatabase, Query, Record, Transaction
 from neo4j.exceptions import (
@@ -33,6 +34,7 @@ from neo4j.exceptions import (
 )
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from synthkg.config import redact_url
 from synthkg.model import (
     Chunk,
     Document,
@@ -259,7 +261,9 @@ class Neo4jStore(GraphStore):
         self._password = password
         scheme = uri.partition("://")[0] if "://" in uri else ""
         if scheme not in URI_SCHEMES:
-            raise StoreError(f"invalid Neo4j URI {uri!r}: use bolt://HOST:PORT or neo4j://HOST:PORT")
+            raise StoreError(
+                f"invalid Neo4j URI {redact_url(uri)!r}: use bolt://HOST:PORT or neo4j://HOST:PORT"
+            )
         try:
             self._driver: Driver = GraphDatabase.driver(
                 uri,
@@ -268,13 +272,13 @@ class Neo4jStore(GraphStore):
                 connection_acquisition_timeout=connection_timeout * 3,
             )
         except (ValueError, ConfigurationError) as exc:
-            raise StoreError(f"invalid Neo4j URI {uri!r}: {self._scrub(str(exc))}") from None
+            raise StoreError(f"invalid Neo4j URI {redact_url(uri)!r}: {self._scrub(str(exc))}") from None
         try:
             try:  # one try, no retries: a wrong address or password should fail fast
                 with self._driver.session(database=database) as session:
                     session.run("RETURN 1").consume()
             except ValueError as exc:  # the driver resolves the address only now
-                raise StoreError(f"invalid Neo4j URI {uri!r}: {self._scrub(str(exc))}") from None
+                raise StoreError(f"invalid Neo4j URI {redact_url(uri)!r}: {self._scrub(str(exc))}") from None
             except (Neo4jError, DriverError, OSError) as exc:
                 raise self._translate(exc, 1) from exc
             self._ensure_schema()
@@ -295,18 +299,25 @@ class Neo4jStore(GraphStore):
 
     # --- error handling -------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        return text.replace(self._password, "***") if self._password else text
+        """`text` without the password, given apart or written inside the URI (the driver's own messages
+        may quote either)."""
+        secrets = [self._password, urlsplit(self.uri).password if "://" in self.uri else None]
+        for secret in secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
 
     def _describe(self, exc: BaseException) -> str:
         return self._scrub(f"{type(exc).__name__}: {exc}")
 
     def _translate(self, exc: BaseException, attempts: int) -> StoreError:
         """The user-facing error for a driver exception (the cause chain is kept for debugging)."""
-        where = f"Neo4j at {self.uri} (database '{self.database}')"
+        where = f"Neo4j at {redact_url(self.uri)} (database '{self.database}')"
         if isinstance(exc, AuthError):
             return StoreError(f"{where} rejected the credentials of user '{self._username}'")
         if isinstance(exc, ServiceUnavailable) and attempts <= 1:
-            return StoreUnavailableError(f"cannot reach Neo4j at {self.uri}: {self._describe(exc)}")
+            where = redact_url(self.uri)
+            return StoreUnavailableError(f"cannot reach Neo4j at {where}: {self._describe(exc)}")
         if isinstance(exc, ServiceUnavailable | SessionExpired | OSError):  # the connection, not the query
             return StoreUnavailableError(
                 f"{where} is unavailable after {attempts} attempt(s): {self._describe(exc)}"
@@ -488,7 +499,7 @@ class Neo4jStore(GraphStore):
         self._driver.close()
 
     def __repr__(self) -> str:
-        return f"Neo4jStore(uri={self.uri!r}, database={self.database!r})"
+        return f"Neo4jStore(uri={redact_url(self.uri)!r}, database={self.database!r})"
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -137,6 +137,13 @@ def test_rejections_have_reasons(text: str, reason: str) -> None:
     assert reason_of(text) == reason
 
 
+def test_prose_with_a_stray_brace_is_no_json_not_truncated() -> None:
+    # The backend finished on its own; nothing was cut off, so a bigger budget would not help.
+    assert reason_of("Sure! The set { A, B and so on is all I found.") == "no_json"
+    assert reason_of("Sure! The set { A, B", finish_reason="length") == "truncated"
+    assert reason_of('Here: {"entities": [{"name": "A"') == "truncated"  # JSON that stops early
+
+
 def test_missing_final_brackets_are_added_when_the_model_stopped() -> None:
     # Seen from Qwen2.5-0.5B: a complete answer without its last "}".
     text = json.dumps(GRAPH)[:-1]

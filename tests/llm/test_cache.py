@@ -224,3 +224,12 @@ def test_usage_counts_answers_cut_at_the_budget_and_stopped_looping(tmp_path: Pa
     CachedBackend(GrammarBackend("stop"), tmp_path / "c", usage=usage).chat(msgs("c"), stage="x")
     stage = usage.stages()["x"]
     assert (stage.calls, stage.stopped_looping, stage.cut_at_budget) == (3, 1, 1)
+
+
+def test_the_endpoint_is_part_of_a_calls_identity(tmp_path: Path) -> None:
+    """Issue 15: a run pointed at a dead endpoint 'succeeded' from answers another endpoint gave."""
+    first, second = CountingBackend(), CountingBackend()
+    first.endpoint, second.endpoint = "http://a:8000/v1", "http://b:8000/v1"  # type: ignore[attr-defined]
+    CachedBackend(first, tmp_path).chat(msgs("q"))
+    assert not CachedBackend(second, tmp_path).chat(msgs("q")).cached and second.calls == 1
+    assert CachedBackend(first, tmp_path).chat(msgs("q")).cached

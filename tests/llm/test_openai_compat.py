@@ -31,7 +31,7 @@ def completion(text: str, finish: str = "stop") -> dict[str, Any]:
 
 class Server:
     def __init__(self) -> None:
-        self.script: list[tuple[int, dict[str, Any]]] = []
+        self.script: list[tuple[int, dict[str, Any] | bytes]] = []
         self.requests: list[dict[str, Any]] = []
         self.headers: list[Any] = []  # http.client.HTTPMessage: case-insensitive
         server = self
@@ -42,9 +42,13 @@ class Server:
                 server.requests.append({"path": self.path, **body})
                 server.headers.append(self.headers)
                 status, reply = server.script.pop(0) if server.script else (200, completion("default"))
-                data = json.dumps(reply).encode()
+                raw = isinstance(reply, bytes)  # a body that is not JSON, e.g. a proxy's HTML page
+                data = reply if raw else json.dumps(reply).encode()
+                claimed_json = raw and data.startswith(b"JSON:")  # ... even when it says it is JSON
+                data = data.removeprefix(b"JSON:")
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                html = raw and not claimed_json
+                self.send_header("Content-Type", "text/html" if html else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -152,3 +156,18 @@ def test_unreachable_url_names_the_endpoint() -> None:
     with pytest.raises(LLMError, match="unreachable after 2 attempts") as info:
         backend.chat([{"role": "user", "content": "x"}])
     assert base_url in str(info.value) and SECRET not in str(info.value)
+
+
+HTML = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+
+
+def test_a_body_that_is_not_json_is_retried_then_an_error_naming_the_endpoint(server: Server) -> None:
+    server.script = [(200, HTML), (200, b"JSON:" + HTML), (200, completion("recovered"))]
+    backend = server.backend(max_retries=2)
+    assert backend.chat([{"role": "user", "content": "hi"}]).text == "recovered"  # retried like a 5xx
+    server.script = [(200, HTML)] * 3
+    with pytest.raises(LLMError) as error:
+        backend.chat([{"role": "user", "content": "hi"}])
+    message = str(error.value)
+    assert server.base_url in message and "not JSON" in message and "3 attempts" in message
+    assert SECRET not in message

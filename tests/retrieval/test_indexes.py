@@ -199,3 +199,25 @@ def test_dense_search_is_fast_on_10k_rows(tmp_path: Path) -> None:
     assert len(hits) == 20 and hits[0][1] >= hits[-1][1]
     # Measured ~1 ms here; 50 ms leaves room for a busy CI machine and still catches a quadratic slip.
     assert sorted(timings)[len(timings) // 2] < 0.05
+
+
+def test_large_sections_are_embedded_in_blocks_with_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 15: a 17k-chunk document embedded for minutes without a sign of life."""
+    batch = build_batch(DOCS)
+    whole = HashingEmbedder()
+    with EmbeddedStore(tmp_path / "store") as store:
+        store.write(batch)
+        reference = SearchIndex.open(tmp_path / "one", whole)
+        reference.update(store)
+        monkeypatch.setattr("retrieval.indexes.EMBED_BLOCK", 4)
+        blocks = HashingEmbedder()
+        index = SearchIndex.open(tmp_path / "blocks", blocks)
+        index.update(store, progress=True)
+    assert max(len(call) for call in blocks.calls) == 4 and len(blocks.calls) > 3
+    assert "embedding chunks" in capsys.readouterr().err
+    for section in ("chunks", "propositions", "entities"):
+        assert index.size(section) == reference.size(section)
+    query = whole.embed(["Lisbon capital"])[0]
+    assert index.dense_search("chunks", query, 3) == reference.dense_search("chunks", query, 3)
