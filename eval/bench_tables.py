@@ -1,9 +1,10 @@
-"""The store and ingestion benchmark tables, generated from their committed result files
-(`eval/benchmarks/store_bench.py`, `eval/benchmarks/ingest_bench.py`) so the README never carries
-numbers copied by hand. `synthkg eval report --readme` writes each between its own markers:
+"""The store, ingestion and extraction-throughput benchmark tables, generated from their committed result
+files (`eval/benchmarks/store_bench.py`, `ingest_bench.py`, `throughput_bench.py`) so the README never
+carries numbers copied by hand. `synthkg eval report --readme` writes each between its own markers:
 
-    <!-- eval-report:store:start -->   <!-- eval-report:store:end -->
-    <!-- eval-report:ingest:start -->  <!-- eval-report:ingest:end -->
+    <!-- eval-report:store:start -->       <!-- eval-report:store:end -->
+    <!-- eval-report:ingest:start -->      <!-- eval-report:ingest:end -->
+    <!-- eval-report:throughput:start -->  <!-- eval-report:throughput:end -->
 """
 
 from __future__ import annotations
@@ -90,4 +91,49 @@ def ingest_table(results_dir: Path) -> str | None:
     return "\n".join(lines)
 
 
-TABLES: dict[str, Callable[[Path], str | None]] = {"store": store_table, "ingest": ingest_table}
+def _f1(row: dict[str, Any]) -> str:
+    f1 = (row.get("agreement_with_teacher") or {}).get("f1")
+    return "–" if f1 is None else f"{f1:.3f}"
+
+
+def throughput_table(results_dir: Path) -> str | None:
+    """Every setting of the newest throughput benchmark run: speed, cost and the quality kept, with the
+    ratio of passages per hour to the run's baseline (the first setting, measured in the same run)."""
+    runs = sorted((data for _, data in _benchmark_files(results_dir, "throughput")), key=lambda d: d["date"])
+    if not runs:
+        return None
+    run = runs[-1]
+    teacher = run["teacher"]
+    lines = [
+        f"Run of {run['date'][:10]}: {run['passages']} passages ({run['chunks']} chunks) of "
+        f"{Path(run['dataset']).name}, "
+        f"teacher graph from `{Path(teacher['records']).name}` (coverage {teacher['kg_coverage']:.3f}, "
+        f"{teacher['failed_chunks']} failed chunks).",
+        "",
+        "| setting | extractor / model | engine, slots | passages / h | x baseline "
+        "| completion tokens / passage | tokens / s | calls / 1k words | loops / 1k chunks | failed chunks "
+        "| triple F1 vs teacher | KG coverage |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in run["settings"]:
+        setting = row["setting"]
+        load = f", {setting['load']} busy" if setting.get("load") else ""
+        model = Path(setting["model"]).name
+        coverage = row.get("kg_coverage")
+        lines.append(
+            f"| {setting['name']} | {setting['extractor']} `{model}` "
+            f"| {setting['engine']}, {setting['slots']}{load} "
+            f"| {row['passages_per_hour']:,.0f} | {row['ratio_passages_per_hour']:.2f}x "
+            f"| {row['completion_tokens_per_passage']:,.0f} | {row['completion_tokens_per_second']:.1f} "
+            f"| {row['llm_calls_per_1000_words']:.1f} | {row['loops_per_1000_chunks']:.0f} "
+            f"| {row['failed_chunks']} / {row['chunks']} | {_f1(row)} "
+            f"| {'–' if coverage is None else f'{coverage:.3f}'} |"
+        )
+    return "\n".join(lines)
+
+
+TABLES: dict[str, Callable[[Path], str | None]] = {
+    "store": store_table,
+    "ingest": ingest_table,
+    "throughput": throughput_table,
+}
