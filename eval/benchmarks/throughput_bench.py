@@ -2,21 +2,23 @@
 the quality each keeps, in one run on one machine.
 
     python -m eval.benchmarks.throughput_bench --dataset ../shared/data/multihop/musique --passages 50 \\
-        --teacher-records data/records/musique_dev50_teacher_qwen15.jsonl \\
         --setting current=distilled:training/adapters/qwen2.5-coder-0.5b-synthkg:python:1 \\
-        --setting lines-4=distilled:training/adapters/qwen2.5-coder-0.5b-synthkg-lines:server:4
+        --setting lines-4=distilled:training/adapters/qwen2.5-coder-0.5b-synthkg-lines:server:4 \\
+        --setting teacher=multistep:qwen2.5-coder-1.5b:server:4 --keep-records data/records
 
-A setting is NAME=EXTRACTOR:MODEL:ENGINE:SLOTS[:LOAD]: the extractor (distilled or multistep), the model
-(a student adapter folder, or a local model for multistep), the llama.cpp engine (python: llama-cpp-
-python in process; server: llama-server), the sequences in flight, and optionally LOAD busy processes
-running beside it (what a shared machine does to it). The first setting is the baseline of the ratios.
+A setting is NAME=EXTRACTOR:MODEL:ENGINE:SLOTS[:LOAD[:THREADS]]: the extractor (distilled or multistep),
+the model (a student adapter folder, or a local model for multistep), the llama.cpp engine (python:
+llama-cpp-python in process; server: llama-server), the sequences in flight, optionally LOAD busy
+processes running beside it (what a shared machine does to it) and the threads llama.cpp uses (default:
+one per core). The first setting is the baseline of the ratios.
 
 Per setting, with a fresh call cache and after one warm-up call (model loaded, server started): every
 chunk of the passages is extracted to records with SLOTS documents in flight; the wall time of that is
 the throughput (passages per hour, completion tokens per passage and per second). The records are then
 replayed into a store and scored like distill_bench: KG coverage of the questions' gold triples, triple
-F1 against the teacher's graph (from --teacher-records, made once with `synthkg extract --extractor
-multistep`), failed chunks, and loops (answers stopped looping or cut at the budget) per 1,000 chunks.
+F1 against the teacher's graph, failed chunks, and loops (answers stopped looping or cut at the budget)
+per 1,000 chunks. The teacher's graph is --teacher-records (records of an earlier run, e.g. kept with
+--keep-records) or, without it, the records of this run's first multistep setting.
 
 Nothing else may run on the machine meanwhile (llama.cpp slows ~10x when another process takes a core),
 except the busy processes a LOAD setting starts on purpose."""
@@ -63,20 +65,22 @@ class Setting:
     engine: str
     slots: int
     load: int = 0
+    threads: int | None = None
 
     @classmethod
     def parse(cls, text: str) -> Setting:
         name, _, spec = text.partition("=")
         parts = spec.split(":")
         valid = (
-            bool(name) and len(parts) in (4, 5) and parts[0] in ("distilled", "multistep")
+            bool(name) and len(parts) in (4, 5, 6) and parts[0] in ("distilled", "multistep")
             and parts[2] in ("python", "server") and all(p.isdigit() for p in parts[3:])
         )
         if not valid:
             raise typer.BadParameter(
-                f"{text!r}: expected NAME=distilled|multistep:MODEL:python|server:SLOTS[:LOAD]"
+                f"{text!r}: expected NAME=distilled|multistep:MODEL:python|server:SLOTS[:LOAD[:THREADS]]"
             )
-        return cls(name, parts[0], parts[1], parts[2], int(parts[3]), int(parts[4]) if len(parts) == 5 else 0)
+        numbers = [int(p) for p in parts[3:]] + [0, 0]
+        return cls(name, parts[0], parts[1], parts[2], numbers[0], numbers[1], numbers[2] or None)
 
 
 def _busy() -> None:  # pragma: no cover - runs in a child process
@@ -109,7 +113,8 @@ def run_setting(
     cache = work / f"cache-{setting.name}"
     cache.mkdir(parents=True, exist_ok=True)
     (cache / "models").symlink_to(cache_root / "models")  # the assembled local models
-    llm = LLMSettings(model=setting.model, engine=setting.engine, slots=setting.slots)  # type: ignore[arg-type]
+    llm = LLMSettings(model=setting.model, engine=setting.engine, slots=setting.slots,  # type: ignore[arg-type]
+                      threads=setting.threads)
     settings = Settings(llm=llm, cache_dir=cache, data_dir=work / setting.name)
     usage = Usage()
     setup = make_extraction(settings, setting.extractor, usage=usage)  # type: ignore[arg-type]
@@ -170,7 +175,11 @@ def score(name: str, records: Path, dataset: Dataset, work: Path, embedder: Embe
 def main(
     dataset: Annotated[Path, typer.Option(help="A dataset folder (dev.json + corpus.json).")],
     setting: Annotated[list[str], typer.Option(help="NAME=EXTRACTOR:MODEL:ENGINE:SLOTS[:LOAD]; repeat.")],
-    teacher_records: Annotated[Path, typer.Option(help="The teacher's records of the same passages.")],
+    teacher_records: Annotated[
+        Path | None,
+        typer.Option(help="The teacher's records of the same passages (default: this run's first multistep "
+                     "setting's)."),
+    ] = None,
     passages: Annotated[int, typer.Option(help="At most this many supporting passages.")] = 50,
     threshold: Annotated[float, typer.Option(help="Cosine similarity for a triple match.")] = 0.88,
     out: Annotated[Path | None, typer.Option(help="Result file.")] = None,
@@ -186,18 +195,32 @@ def main(
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="throughput-bench-") as tmp:
         work = Path(tmp)
-        teacher, teacher_triples = score("teacher", teacher_records, data, work, embedder, threshold)
+        graphs = {}
         for item in settings_list:
             typer.echo(f"--- {item.name}: {item}")
             row, records = run_setting(item, data, work, cache_root)
-            quality, triples = score(item.name, records, data, work, embedder, threshold)
-            row |= quality
-            row["agreement_with_teacher"] = agreement(triples, teacher_triples, embedder, threshold)
+            quality, graphs[item.name] = score(item.name, records, data, work, embedder, threshold)
+            row |= quality | {"records": records.name}
             rows.append(row)
             typer.echo(json.dumps({k: v for k, v in row.items() if k != "stages"}))
             if keep_records is not None:
                 keep_records.mkdir(parents=True, exist_ok=True)
                 (keep_records / records.name).write_bytes(records.read_bytes())
+        if teacher_records is None:
+            source = next((r for r in rows if r["setting"]["extractor"] == "multistep"), None)
+            if source is None:
+                raise typer.BadParameter("give --teacher-records or a multistep setting")
+            teacher_records = work / source["records"]
+            teacher = {k: source[k] for k in ("kg_coverage", "triples", "failed_chunks")}
+            teacher_triples = graphs[source["setting"]["name"]]
+            teacher_name = source["setting"]["name"]
+        else:
+            teacher, teacher_triples = score("teacher", teacher_records, data, work, embedder, threshold)
+            teacher_name = str(teacher_records)
+        for row in rows:
+            row["agreement_with_teacher"] = agreement(
+                graphs[row["setting"]["name"]], teacher_triples, embedder, threshold
+            )
     base = rows[0]
     for row in rows:
         row["ratio_passages_per_hour"] = round(row["passages_per_hour"] / base["passages_per_hour"], 2)
@@ -211,7 +234,7 @@ def main(
         "questions": len(data.questions),
         "passages": len(data.passages),
         "chunks": chunks,
-        "teacher": {"records": str(teacher_records), **teacher},
+        "teacher": {"records": teacher_name, **teacher},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_avg_1m_at_end": os.getloadavg()[0]},
         "baseline": base["setting"]["name"],

@@ -22,9 +22,10 @@ from tests.test_extract_cli import lines_reply, lines_student
 
 def test_settings_parse_and_bad_ones_are_refused() -> None:
     assert Setting.parse("lines-4=distilled:runs/s:server:4") == Setting(
-        "lines-4", "distilled", "runs/s", "server", 4, 0
+        "lines-4", "distilled", "runs/s", "server", 4, 0, None
     )
     assert Setting.parse("shared=distilled:m:python:1:1").load == 1
+    assert Setting.parse("one-thread=distilled:m:server:4:1:1").threads == 1
     bad_ones = ("x=distilled:m:gpu:1", "distilled:m:server:4", "x=teacher:m:server:4", "x=distilled:m:server")
     for bad in bad_ones:
         with pytest.raises(typer.BadParameter, match="expected NAME="):
