@@ -194,6 +194,31 @@ def stats(ctx: typer.Context) -> None:
 
 
 @app.command()
+def check(
+    ctx: typer.Context,
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Keep every intact record: move the damaged files into <store>/damaged-<time>/ "
+                         "(never deleting them), write a fresh snapshot, and print what was lost.")] = False,
+) -> None:
+    """Check the embedded store's files (checksums, operation sequence, references between records) and
+    print each file's state, the intact records, and what is lost. Exit code: 0 healthy, 1 damaged, 2 not
+    checked (a writer holds the store, no store there, or a Neo4j store)."""
+    settings = settings_of(ctx)
+    if settings.store.backend != "embedded":
+        echo("check applies to the embedded store only; use Neo4j's own tools for a Neo4j store")
+        raise typer.Exit(2)
+    from synthkg.store.check import check_store, repair_store
+
+    try:
+        report = repair_store(settings.store.path) if repair else check_store(settings.store.path)
+    except StoreError as exc:
+        fail(str(exc), code=2)
+    for line in report.lines():
+        echo(line)
+    raise typer.Exit(0 if report.healthy else 1)
+
+
+@app.command()
 def export(
     ctx: typer.Context,
     output: Annotated[Path, typer.Argument(help="File to write.")],

@@ -161,7 +161,7 @@ def test_log_alone_is_replayed_after_a_crash_image(tmp_path: Path) -> None:
         store.delete_document(corpus.doc1.id)
         expected = snapshot(store)
         shutil.copytree(tmp_path / "s", tmp_path / "image")
-    assert not (tmp_path / "image" / SNAPSHOT_FILE).exists()
+    assert b'"seq": 0}' in (tmp_path / "image" / SNAPSHOT_FILE).read_bytes()  # the empty one from creation
     with EmbeddedStore(tmp_path / "image", read_only=True) as reader:
         assert snapshot(reader) == expected
 
@@ -237,7 +237,7 @@ def test_corruption_before_valid_operations_is_an_error(tmp_path: Path) -> None:
     data = bytearray(log.read_bytes())
     data[len(data) // 2] ^= 0x01  # inside the second line; the third is intact
     log.write_bytes(bytes(data))
-    with pytest.raises(StoreError, match=f"{log.name} is corrupt at byte"):
+    with pytest.raises(StoreError, match=rf"{log.name} is corrupt at line 2 \(byte \d+\): its checksum"):
         EmbeddedStore(tmp_path / "image", read_only=True)
 
 
@@ -279,7 +279,8 @@ def test_crash_at_exact_points_leaves_a_prefix_of_batches(tmp_path: Path, crash_
         assert "compacting" in lines
         assert [p.stat().st_size > 0 for p in log_files(store)] == [True, False]  # old log, new empty one
     if crash_point == "before-snapshot-replace":
-        assert (store / (SNAPSHOT_FILE + ".tmp")).exists() and not (store / SNAPSHOT_FILE).exists()
+        assert (store / (SNAPSHOT_FILE + ".tmp")).exists()
+        assert b'"seq": 0}' in (store / SNAPSHOT_FILE).read_bytes()  # still the empty one from creation
     if crash_point == "before-old-log-removal":
         assert (store / SNAPSHOT_FILE).exists() and not (store / (SNAPSHOT_FILE + ".tmp")).exists()
     n = check_prefix_after_crash(store, lines)
@@ -414,10 +415,10 @@ def test_newer_format_version_is_refused_untouched(tmp_path: Path) -> None:
         shutil.copytree(tmp_path / "s", tmp_path / "image")
     image = tmp_path / "image"
     (image / LOCK_FILE).unlink()
-    (image / META_FILE).write_text('{"format": "synthkg-embedded", "format_version": 2}')
+    (image / META_FILE).write_text('{"format": "synthkg-embedded", "format_version": 3}')
     before = tree_bytes(image)
     for read_only in (False, True):
-        with pytest.raises(StoreError, match=r"newer synthkg \(format version 2"):
+        with pytest.raises(StoreError, match=r"newer synthkg \(format version 3"):
             EmbeddedStore(image, read_only=read_only)
     assert tree_bytes(image) == before  # no lock file, no truncation, nothing
 
@@ -453,7 +454,7 @@ def test_new_store_layout(tmp_path: Path) -> None:
     with EmbeddedStore(tmp_path / "a" / "b" / "s") as store:  # missing parents are created for writers
         store.write(GraphBatch(documents=[Document.create("x")]))
     root = tmp_path / "a" / "b" / "s"
-    assert (root / META_FILE).read_text() == '{"format": "synthkg-embedded", "format_version": 1}'
+    assert (root / META_FILE).read_text() == '{"format": "synthkg-embedded", "format_version": 2}'
     assert {p.name for p in root.iterdir()} == {META_FILE, SNAPSHOT_FILE, "wal-1.log", LOCK_FILE}
 
 
