@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from eval.datasets import Dataset, DatasetError, load_dataset
+from retrieval.modes import MODES
 from synthkg.cli_options import BackendOpt, BaseUrlOpt, ModelOpt, fail, root_settings, with_llm
 from synthkg.config import Settings
 
@@ -29,7 +30,7 @@ eval_app = typer.Typer(
     no_args_is_help=True,
 )
 
-RETRIEVAL_MODES = ("bm25", "dense", "graph", "ppr")
+RETRIEVAL_MODES = MODES
 
 
 class ExtractorChoice(StrEnum):

@@ -47,6 +47,7 @@ from eval.metrics import (
     triple_coverage,
 )
 from retrieval.indexes import SearchIndex
+from retrieval.modes import GRAPH_MODES  # noqa: F401  (re-exported: eval.cli reads it from here)
 from retrieval.reader import ReaderMode, answer
 from retrieval.retrievers import Mode, RetrievalParams, make_retriever, retrieve
 from synthkg.config import Settings
@@ -60,7 +61,6 @@ from synthkg.store import GraphStore, open_store
 Kind = Literal["retrieval", "qa", "kg"]
 DEFAULT_RESULTS_DIR = Path("eval/results")
 DEFAULT_KS = (2, 5)
-GRAPH_MODES: frozenset[str] = frozenset({"graph", "ppr"})
 # Packages whose versions decide the numbers; the ones not installed are left out.
 KEY_PACKAGES = (
     "numpy", "rank-bm25", "sentence-transformers", "torch", "networkx", "pydantic", "llama-cpp-python",

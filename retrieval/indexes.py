@@ -159,6 +159,17 @@ class SearchIndex:
         i = rows.position.get(row_id)
         return None if i is None else rows.texts[i]
 
+    def vectors(self, section: Section) -> np.ndarray:
+        """The section's unit vectors in row order (read-only)."""
+        vectors = self._section(section).vectors.view()
+        vectors.flags.writeable = False
+        return vectors
+
+    def state_token(self) -> str:
+        """Changes whenever the index's content does (each saved section gets a new generation): what
+        derived structures built from it are keyed on."""
+        return json.dumps(self._manifest.get("sections", {}), sort_keys=True)
+
     def position(self, section: Section) -> dict[str, int]:
         """Row number of each id: the order of the arrays the score functions return."""
         return self._section(section).position

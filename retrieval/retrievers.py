@@ -16,6 +16,9 @@
 - `ppr`: stages 1-4, then personalized PageRank over entities, propositions and chunks, seeded by the
   question's entities and the top propositions; a chunk scores the PPR mass of its propositions and itself
   (a failed chunk among the top chunks joins the walk, linked to the reached entities its text names).
+- `hippo`: personalized PageRank over the WHOLE corpus graph of entities and passages, HippoRAG 2's way
+  (retrieval/passage_graph.py): seeded by the top facts' entities (weighted by how specific they are)
+  and every passage's dense score, with synonym edges between entities that embed alike.
 
 Every returned chunk carries the evidence that led to it: its best propositions and the entity paths
 (relations) from the question's entities to them.
@@ -31,18 +34,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
 
 import networkx as nx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.indexes import STOPWORDS, SearchIndex, top_k
+from retrieval.modes import MODES, Mode
+from retrieval.passage_graph import PassageGraphParams, passage_graph, score_passages
 from synthkg.model import Chunk, Document, Entity, Proposition, Relation, normalize_name
 from synthkg.store.base import GraphStore
-
-Mode = Literal["bm25", "dense", "graph", "ppr"]
-MODES: tuple[Mode, ...] = ("bm25", "dense", "graph", "ppr")
 
 
 class RetrievedChunk(BaseModel):
@@ -98,6 +99,7 @@ class RetrievalParams(BaseModel):
     )
     evidence_per_chunk: int = Field(3, ge=1, description="propositions and paths kept per chunk")
     rerank_depth: int = Field(20, ge=1, description="candidates handed to the re-ranker")
+    hippo: PassageGraphParams = Field(default_factory=PassageGraphParams, description="mode hippo's knobs")
 
 
 Reranker = Callable[[str, list[RetrievedChunk]], list[RetrievedChunk]]
@@ -135,6 +137,8 @@ def retrieve(
             with timer("search"):
                 hits = index.dense_search("chunks", qvec, depth)
             chunks, linked = _plain_chunks(store, hits), []
+        elif mode == "hippo":
+            chunks, linked = _hippo_retrieve(question, depth, store, index, params, timer)
         else:
             chunks, linked = _graph_retrieve(question, depth, mode, store, index, params, timer)
         if rerank is not None and chunks:
@@ -244,6 +248,48 @@ def _graph_retrieve(
         ranked = ranked[:depth]
         chunks = _evidence_chunks(store, ranked, expansion, prop_scores, params.evidence_per_chunk)
     names = [expansion.entities[s].name if s in expansion.entities else s for s in question_seeds]
+    return chunks, names
+
+
+def _hippo_retrieve(
+    question: str,
+    depth: int,
+    store: GraphStore,
+    index: SearchIndex,
+    params: RetrievalParams,
+    timer: _Timer,
+) -> tuple[list[RetrievedChunk], list[str]]:
+    """Mode hippo, in the stages of retrieval/passage_graph.py."""
+    hippo = params.hippo
+    spans = name_spans(question)
+    with timer("embed"):
+        vectors = index.embed_query([question, *spans])
+    qvec = vectors[0]
+    with timer("1_facts"):
+        hybrid = hybrid_proposition_scores(question, qvec, index, hippo.dense_weight)
+    with timer("2_question_entities"):
+        linked = link_question_entities(question, vectors, spans, index, params)
+    with timer("3_graph"):
+        graph = passage_graph(store, index, hippo)
+    with timer("4_walk"):
+        chunk_dense = _minmax(index.dense_scores("chunks", qvec))
+        weights = {s.entity_id: s.weight for s in linked.values()}
+        scored = score_passages(store, index, graph, hybrid, chunk_dense, weights, depth, hippo)
+    with timer("5_evidence"):
+        position = index.position("propositions")
+        chunks = []
+        for cid, score in scored.chunk_scores:
+            chunk = store.get_chunk(cid)
+            if chunk is None:
+                continue
+            props = [store.get_proposition(pid) for pid in graph.chunk_propositions.get(cid, [])]
+            best = sorted(
+                (p for p in props if p is not None),
+                key=lambda p: (-float(hybrid[position[p.id]]) if p.id in position else 0.0, p.id),
+            )[: hippo.evidence_per_chunk]
+            chunks.append(RetrievedChunk(chunk_id=cid, document_id=chunk.document_id, score=score,
+                                         text=chunk.text, propositions=[p.text for p in best]))
+    names = [index.text("entities", eid) or eid for eid in linked]
     return chunks, names
 
 

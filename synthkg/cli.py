@@ -306,6 +306,7 @@ def ingest(
 class RetrievalModeOption(StrEnum):
     graph = "graph"
     ppr = "ppr"
+    hippo = "hippo"
     bm25 = "bm25"
     dense = "dense"
 
