@@ -201,6 +201,9 @@ class QARow(BaseModel):
     cited_passages: list[str]
     forced_final: bool
     warnings: list[str] = Field(default_factory=list)
+    sub_queries: int = Field(0, description="sub-queries retrieved for (the model's and templated ones)")
+    bridged: int = Field(0, description="of them, the graph's templated bridge queries")
+    rejected_sub_queries: int = Field(0, description="sub-queries not retrieved for (copies, repeats...)")
 
 
 class ScopeCoverage(BaseModel):
@@ -579,6 +582,9 @@ def eval_qa(
                 ),
                 forced_final=result.forced_final,
                 warnings=result.warnings,
+                sub_queries=result.sub_queries,
+                bridged=sum(1 for s in result.trace if s.kind == "bridge"),
+                rejected_sub_queries=sum(1 for s in result.trace if s.kind == "rejected"),
             )
         )
     cost = StageCost(
@@ -596,6 +602,9 @@ def eval_qa(
             "tokens_per_question": _mean(r.prompt_tokens + r.completion_tokens for r in rows),
             "calls_per_question": _mean(r.calls for r in rows),
             "forced_final": _mean(float(r.forced_final) for r in rows),
+            "sub_query_share": _mean(float(r.sub_queries > 0) for r in rows),
+            "sub_queries_per_question": _mean(r.sub_queries for r in rows),
+            "bridged_per_question": _mean(r.bridged for r in rows),
         },
         **latency_stats([r.seconds * 1000 for r in rows]),
     )

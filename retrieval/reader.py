@@ -5,10 +5,17 @@ retrieved for, answered by the model from its own passages, and added to the con
 answer) or gives the final answer with the numbers of the passages it used. After `max_iterations` steps
 without an answer, one last call forces it. Whatever the model writes, `answer` returns an `Answer`: an
 unparseable reply is recorded in the trace and the loop goes on.
+
+A sub-query that copies a passage, repeats the question or does not shorten it (retrieval/subqueries.py)
+is not retrieved for: the model is asked once more with the problem stated, and when it fails again the
+graph's templated bridge query (the question about the entity the graph reached from the question's own)
+takes its place; the trace says which happened. Each sub-query's retrieval starts from the entities of
+the intermediate answers so far as well (the retriever's `seeds`), so the second hop is a short walk.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -18,11 +25,13 @@ from pydantic import BaseModel, Field
 
 from retrieval.prompts import load_prompt, parse_json_object, parse_numbers
 from retrieval.retrievers import RetrievalResult, RetrievedChunk
+from retrieval.subqueries import bridge_query, rejection
 from synthkg.llm.base import ChatBackend
 
 log = logging.getLogger(__name__)
 
-RetrieverFn = Callable[[str, int], RetrievalResult]
+# retriever(query, k) or retriever(query, k, seeds): make_retriever's take the seeds (names to start from)
+RetrieverFn = Callable[..., RetrievalResult]
 ReaderMode = Literal["iterative", "single"]
 
 CHARS_PER_TOKEN = 4  # rough, model-independent estimate; budgets only need the order of magnitude
@@ -45,6 +54,11 @@ class TraceStep(BaseModel):
     intermediate_answer: str | None = None
     retrieved_chunk_ids: list[str] = Field(default_factory=list)
     note: str = ""
+    kind: Literal["question", "model", "bridge", "rejected", "other"] = Field(
+        "other",
+        description="question: the first retrieval; model: a sub-query the model asked; bridge: the graph's "
+        "templated one; rejected: a sub-query not retrieved for (the note says why)",
+    )
 
 
 class Usage(BaseModel):
@@ -64,6 +78,11 @@ class Answer(BaseModel):
     forced_final: bool = Field(False, description="the answer came from the forced last call")
     warnings: list[str] = Field(default_factory=list)
     prompt_versions: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def sub_queries(self) -> int:
+        """Sub-queries retrieved for (the model's and templated ones)."""
+        return sum(1 for s in self.trace if s.kind in ("model", "bridge"))
 
 
 def answer(
@@ -111,6 +130,11 @@ class _Session:
         self.budget_chars = int(context_tokens * CHARS_PER_TOKEN * PROMPT_SHARE)
         self.passages: list[RetrievedChunk] = []
         self.numbers: dict[str, int] = {}
+        self.results: list[RetrievalResult] = []
+        try:
+            self.takes_seeds = "seeds" in inspect.signature(retriever_fn).parameters
+        except (TypeError, ValueError):
+            self.takes_seeds = False
         self.result = Answer(question=question, answer="", mode=mode)
         limit = int(self.budget_chars * QUESTION_SHARE)
         if len(question) > limit:
@@ -126,13 +150,18 @@ class _Session:
     # --- the two control flows --------------------------------------------------------------------
     def run(self, max_iterations: int) -> None:
         first = self.retrieve(self.question)
-        self.result.trace.append(TraceStep(retrieved_chunk_ids=first, note="retrieval for the question"))
+        self.result.trace.append(
+            TraceStep(retrieved_chunk_ids=first, note="retrieval for the question", kind="question")
+        )
         if self.result.mode == "single":
             self.finish("reader_single", steps=None)
             return
-        asked = {self.question.casefold()}
+        asked: list[str] = []
+        note = ""
+        rejected_in_a_row = 0
         for _ in range(max_iterations):
-            reply, _ = self.call("reader_iterate", self.all_passages(), self.render_steps())
+            reply, _ = self.call("reader_iterate", self.all_passages(), self.render_steps(), note=note)
+            note = ""
             if reply is None:
                 self.result.trace.append(TraceStep(note="unparseable model output"))
                 continue
@@ -144,27 +173,55 @@ class _Session:
             if not sub_query:
                 self.result.trace.append(TraceStep(note="model output had neither an answer nor a sub-query"))
                 continue
-            if sub_query.casefold() in asked:
-                self.result.trace.append(
-                    TraceStep(sub_query=sub_query, note="repeated sub-query, not retrieved")
-                )
+            reason = rejection(sub_query, self.question, (p.text for p in self.passages), asked)
+            if reason is None:
+                rejected_in_a_row = 0
+                asked.append(sub_query)
+                self.sub_step(sub_query, kind="model")
                 continue
-            asked.add(sub_query.casefold())
-            self.sub_step(sub_query)
+            rejected_in_a_row += 1
+            self.result.trace.append(
+                TraceStep(sub_query=sub_query, kind="rejected", note=f"not retrieved: the sub-query {reason}")
+            )
+            if rejected_in_a_row == 1:
+                note = (f"Note: your follow-up question {sub_query!r} {reason}. Ask a short question about "
+                        "the one missing fact, or answer.\n")
+                continue
+            bridge = self.bridge()
+            if bridge is not None and bridge not in asked:
+                rejected_in_a_row = 0
+                asked.append(bridge)
+                self.sub_step(bridge, kind="bridge", note="templated bridge query: the model's follow-ups "
+                              "were rejected twice")
         self.result.forced_final = True
         self.finish("reader_final", steps=self.render_steps())
 
-    def sub_step(self, sub_query: str) -> None:
-        ids = self.retrieve(sub_query)
+    def bridge(self) -> str | None:
+        """The graph's bridge query: the question about the entity reached from its own (see
+        retrieval.subqueries.bridge_query), from the first retrieval's top chunks."""
+        first = self.results[0] if self.results else None
+        if first is None:
+            return None
+        reached = [name for chunk in first.chunks for name in chunk.reached]
+        return bridge_query(self.question, first.question_entities, reached)
+
+    def sub_step(self, sub_query: str, *, kind: Literal["model", "bridge"], note: str = "") -> None:
+        # Start the walk from what the earlier steps found too: the second hop's entity is among them.
+        seeds = [s.intermediate_answer for s in self.result.trace
+                 if s.intermediate_answer not in (None, "unknown")]
+        ids = self.retrieve(sub_query, seeds)
         own = [self.passages[self.numbers[cid] - 1] for cid in ids]
         reply, _ = self.call("reader_intermediate", self.render(own), None, question=sub_query)
         intermediate = _text(reply.get("answer")) if reply else None
+        if not reply:
+            note = (note + "; " if note else "") + "unparseable model output for the intermediate answer"
         self.result.trace.append(
             TraceStep(
                 sub_query=sub_query,
                 intermediate_answer=intermediate or "unknown",
                 retrieved_chunk_ids=ids,
-                note="" if reply else "unparseable model output for the intermediate answer",
+                note=note,
+                kind=kind,
             )
         )
 
@@ -196,9 +253,15 @@ class _Session:
                 )
 
     # --- retrieval and the model --------------------------------------------------------------------
-    def retrieve(self, query: str) -> list[str]:
-        """Retrieve for `query`; new chunks get the next passage numbers. Returns the chunk ids."""
-        chunks = self.retriever_fn(query, self.k).chunks
+    def retrieve(self, query: str, seeds: list[str] | None = None) -> list[str]:
+        """Retrieve for `query` (starting from `seeds` too, where the retriever takes them); new chunks get
+        the next passage numbers. Returns the chunk ids."""
+        if seeds and self.takes_seeds:
+            result = self.retriever_fn(query, self.k, seeds)
+        else:
+            result = self.retriever_fn(query, self.k)
+        self.results.append(result)
+        chunks = result.chunks
         for chunk in chunks:
             if chunk.chunk_id not in self.numbers:
                 self.passages.append(chunk)
@@ -206,7 +269,7 @@ class _Session:
         return [c.chunk_id for c in chunks]
 
     def call(
-        self, prompt: str, passages: str, steps: str | None, question: str | None = None
+        self, prompt: str, passages: str, steps: str | None, question: str | None = None, note: str = ""
     ) -> tuple[dict[str, Any] | None, str]:
         """One model call: the reply parsed as a JSON object (None if it is not one) and its raw text."""
         template = load_prompt(prompt)
@@ -214,6 +277,8 @@ class _Session:
         values = {"passages": passages, "question": question or self.question}
         if steps is not None:
             values["steps"] = steps
+        if "$note" in template.user:
+            values["note"] = note
         reply = self.backend.chat(
             template.messages(**values), json_schema=template.output_schema, max_tokens=self.max_tokens
         )

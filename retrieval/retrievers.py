@@ -31,7 +31,7 @@ import itertools
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -53,6 +53,11 @@ class RetrievedChunk(BaseModel):
     text: str
     propositions: list[str] = Field(default_factory=list, description="best propositions of the chunk")
     paths: list[str] = Field(default_factory=list, description="entity paths from the question to them")
+    reached: list[str] = Field(
+        default_factory=list,
+        description="names of the entities the graph reached in this chunk that the question's own links "
+        "are not (path ends; the bridge of a 2-hop question)",
+    )
 
 
 class RetrievalResult(BaseModel):
@@ -114,9 +119,11 @@ def retrieve(
     index: SearchIndex,
     params: RetrievalParams | None = None,
     rerank: Reranker | None = None,
+    seeds: Sequence[str] = (),
 ) -> RetrievalResult:
     """The top-`k` chunks for `question`. `rerank`, when given, reorders the top `params.rerank_depth`
-    candidates (e.g. `llm_reranker(backend)`) before the cut to `k`."""
+    candidates (e.g. `llm_reranker(backend)`) before the cut to `k`. `seeds`: names the graph modes start
+    from besides the question's own entities (an iterative reader's intermediate answers)."""
     if not question or not question.strip():
         raise ValueError("the question is empty; give a non-empty question")
     if k < 1:
@@ -138,9 +145,9 @@ def retrieve(
                 hits = index.dense_search("chunks", qvec, depth)
             chunks, linked = _plain_chunks(store, hits), []
         elif mode == "hippo":
-            chunks, linked = _hippo_retrieve(question, depth, store, index, params, timer)
+            chunks, linked = _hippo_retrieve(question, depth, store, index, params, timer, seeds)
         else:
-            chunks, linked = _graph_retrieve(question, depth, mode, store, index, params, timer)
+            chunks, linked = _graph_retrieve(question, depth, mode, store, index, params, timer, seeds)
         if rerank is not None and chunks:
             with timer("rerank"):
                 chunks = rerank(question, chunks)
@@ -162,8 +169,10 @@ def make_retriever(
 ) -> Callable[[str, int], RetrievalResult]:
     """`retrieve` bound to a store and index: the `retriever_fn` the reader takes."""
 
-    def retriever(question: str, k: int) -> RetrievalResult:
-        return retrieve(question, k, mode, store=store, index=index, params=params, rerank=rerank)
+    def retriever(question: str, k: int, seeds: Sequence[str] = ()) -> RetrievalResult:
+        return retrieve(
+            question, k, mode, store=store, index=index, params=params, rerank=rerank, seeds=seeds
+        )
 
     return retriever
 
@@ -205,16 +214,19 @@ def _graph_retrieve(
     index: SearchIndex,
     params: RetrievalParams,
     timer: _Timer,
+    seeds: Sequence[str] = (),
 ) -> tuple[list[RetrievedChunk], list[str]]:
     spans = name_spans(question)
     with timer("embed"):
-        vectors = index.embed_query([question, *spans])
+        vectors = index.embed_query([question, *spans, *seeds])
     qvec = vectors[0]
     with timer("1_propositions"):
         hybrid = hybrid_proposition_scores(question, qvec, index, params.dense_weight)
         top_props = _top_propositions(store, index, hybrid, params.top_propositions)
     with timer("2_question_entities"):
-        question_seeds = link_question_entities(question, vectors, spans, index, params)
+        question_seeds = link_question_entities(question, vectors[: 1 + len(spans)], spans, index, params)
+        extra = link_names(seeds, vectors[1 + len(spans) :], index, params)
+        question_seeds = merge_seeds(question_seeds, extra)
     with timer("3_subgraph"):
         anchors = question_seeds or proposition_seeds(top_props, params.proposition_seed_weight)
         expansion = expand(store, anchors, top_props, params)
@@ -258,17 +270,19 @@ def _hippo_retrieve(
     index: SearchIndex,
     params: RetrievalParams,
     timer: _Timer,
+    seeds: Sequence[str] = (),
 ) -> tuple[list[RetrievedChunk], list[str]]:
     """Mode hippo, in the stages of retrieval/passage_graph.py."""
     hippo = params.hippo
     spans = name_spans(question)
     with timer("embed"):
-        vectors = index.embed_query([question, *spans])
+        vectors = index.embed_query([question, *spans, *seeds])
     qvec = vectors[0]
     with timer("1_facts"):
         hybrid = hybrid_proposition_scores(question, qvec, index, hippo.dense_weight)
     with timer("2_question_entities"):
-        linked = link_question_entities(question, vectors, spans, index, params)
+        linked = link_question_entities(question, vectors[: 1 + len(spans)], spans, index, params)
+        linked = merge_seeds(linked, link_names(seeds, vectors[1 + len(spans) :], index, params))
     with timer("3_graph"):
         graph = passage_graph(store, index, hippo)
     with timer("4_walk"):
@@ -287,8 +301,10 @@ def _hippo_retrieve(
                 (p for p in props if p is not None),
                 key=lambda p: (-float(hybrid[position[p.id]]) if p.id in position else 0.0, p.id),
             )[: hippo.evidence_per_chunk]
+            reached = [index.text("entities", e) or e for p in best for e in p.entity_ids if e not in linked]
             chunks.append(RetrievedChunk(chunk_id=cid, document_id=chunk.document_id, score=score,
-                                         text=chunk.text, propositions=[p.text for p in best]))
+                                         text=chunk.text, propositions=[p.text for p in best],
+                                         reached=list(dict.fromkeys(reached))))
     names = [index.text("entities", eid) or eid for eid in linked]
     return chunks, names
 
@@ -373,6 +389,32 @@ def link_question_entities(
             if sim >= floor and (eid not in seeds or seeds[eid].weight < sim):
                 seeds[eid] = Seed(eid, sim)
     return seeds
+
+
+def link_names(
+    names: Sequence[str], vectors: np.ndarray, index: SearchIndex, params: RetrievalParams
+) -> dict[str, Seed]:
+    """Seeds for extra names (an iterative reader's intermediate answers): the entities a name matches
+    exactly (weight 1), else its most similar entity above the span floor (weight = similarity)."""
+    seeds: dict[str, Seed] = {}
+    for name, vector in zip(names, vectors, strict=True):
+        exact = index.entities_named_in(name)
+        for eid in exact:
+            seeds[eid] = Seed(eid, 1.0)
+        if not exact:
+            for eid, sim in index.dense_search("entities", vector, 1):
+                if sim >= params.span_entity_min_similarity:
+                    seeds = merge_seeds(seeds, {eid: Seed(eid, sim)})
+    return seeds
+
+
+def merge_seeds(a: dict[str, Seed], b: dict[str, Seed]) -> dict[str, Seed]:
+    """Both seed sets; an entity in both keeps its higher weight."""
+    merged = dict(a)
+    for eid, seed in b.items():
+        if eid not in merged or merged[eid].weight < seed.weight:
+            merged[eid] = seed
+    return merged
 
 
 def proposition_seeds(top_props: list[tuple[Proposition, float]], factor: float) -> dict[str, Seed]:
@@ -611,12 +653,14 @@ def _evidence_chunks(
             continue
         props = by_chunk.get(cid, [])[:per_chunk]
         paths: list[str] = []
+        reached: list[str] = []
         for prop in props:
             near = [e for e in prop.entity_ids if e in expansion.reach]
             for eid in sorted(near, key=lambda e: (-expansion.reach[e].closeness, e))[:1]:
                 path = render_path(expansion, eid)
                 if path is not None and path not in paths:
                     paths.append(path)
+                    reached.append(_name(expansion, eid))
         chunks.append(
             RetrievedChunk(
                 chunk_id=cid,
@@ -625,6 +669,7 @@ def _evidence_chunks(
                 text=chunk.text,
                 propositions=[p.text for p in props],
                 paths=paths,
+                reached=list(dict.fromkeys(reached)),
             )
         )
     return chunks

@@ -95,7 +95,7 @@ def test_sub_query_then_answer() -> None:
     assert result.usage.calls == 3
     assert result.usage.prompt_tokens == 3 * 10  # the fake reports 10 per call
     assert result.usage.completion_tokens == sum(len(c) // 4 for c in replies)
-    assert result.prompt_versions == {"reader_iterate": "1", "reader_intermediate": "1"}
+    assert result.prompt_versions == {"reader_iterate": "2", "reader_intermediate": "1"}
     assert all(call.json_schema is not None and call.max_tokens == 256 for call in model.calls)
     assert result.seconds >= 0
 
@@ -159,8 +159,93 @@ def test_a_repeated_sub_query_is_not_retrieved_again() -> None:
     )
     result = answer(QUESTION, retriever, model)
     assert retriever.queries == [QUESTION]
-    assert result.trace[1].note == "repeated sub-query, not retrieved"
+    assert result.trace[1].note == "not retrieved: the sub-query repeats the question"
+    assert result.trace[1].kind == "rejected" and result.sub_queries == 0
     assert result.answer == "Portugal"
+    # The re-ask states the problem.
+    assert "repeats the question" in model.calls[1].messages[-1]["content"]
+
+
+ECHO = "Xanadu Nights was directed by Yorick Bellamy."
+
+
+class SeedingRetriever(StaticRetriever):
+    """A StaticRetriever that takes seeds (as make_retriever's do) and gives graph facts: the question's
+    linked entity and the entity reached from it."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.seeds: list[list[str]] = []
+
+    def __call__(self, query: str, k: int, seeds: list[str] | tuple[str, ...] = ()) -> RetrievalResult:
+        self.queries.append(query)
+        self.seeds.append(list(seeds))
+        if query == QUESTION:
+            first = passage(1, ECHO).model_copy(update={"reached": ["Yorick Bellamy"]})
+            return RetrievalResult(question=query, mode="graph", chunks=[first],
+                                   question_entities=["Xanadu Nights"])
+        return RetrievalResult(question=query, mode="graph",
+                               chunks=[passage(3, "Yorick Bellamy was born in Lisbon, Portugal.")])
+
+
+def test_a_copied_passage_is_re_asked_then_replaced_by_the_graphs_bridge_query() -> None:
+    """Seen in the demo: a 0.5B reader's "sub-query" was a sentence copied from a passage."""
+    retriever = SeedingRetriever()
+    model = by_prompt(
+        final='{"answer": "Lisbon", "citations": [3]}',
+        intermediate='{"answer": "Lisbon", "citations": [3]}',
+        iterate=[json.dumps({"sub_query": ECHO}), json.dumps({"sub_query": ECHO + " Really."}),
+                 '{"answer": "Lisbon", "citations": [1, 3]}'],
+    )
+    result = answer(QUESTION, retriever, model, max_iterations=5)
+    kinds = [(s.kind, s.note.split(":")[0]) for s in result.trace]
+    assert kinds == [("question", "retrieval for the question"), ("rejected", "not retrieved"),
+                     ("rejected", "not retrieved"), ("bridge", "templated bridge query")]
+    assert "copies a retrieved passage" in result.trace[1].note
+    bridge = "Which country is the birthplace of the director of the film Yorick Bellamy?"
+    assert retriever.queries == [QUESTION, bridge] and result.trace[3].sub_query == bridge
+    assert result.answer == "Lisbon" and result.sub_queries == 1
+
+
+def test_sub_queries_start_from_the_intermediate_answers_so_far() -> None:
+    retriever = SeedingRetriever()
+    model = by_prompt(
+        final='{"answer": "x", "citations": []}',
+        intermediate='{"answer": "Yorick Bellamy", "citations": [1]}',
+        iterate=[json.dumps({"sub_query": "Who directed Xanadu Nights?"}),
+                 json.dumps({"sub_query": "Where was he born?"}), '{"answer": "Lisbon", "citations": [2]}'],
+    )
+    answer(QUESTION, retriever, model)
+    assert retriever.seeds == [[], [], ["Yorick Bellamy"]]  # no seeds for the question itself
+
+
+@pytest.mark.parametrize(
+    ("sub_query", "reason"),
+    [
+        ("Where was Yorick Bellamy born?", None),
+        ("Who directed it?", None),
+        ("Xanadu Nights was directed by Yorick Bellamy.", "copies a retrieved passage"),
+        ("Which country is the birthplace of the director of Xanadu Nights?", "repeats the question"),
+        ("In which country exactly is the famous birthplace of the director of the film Xanadu Nights?",
+         "is not shorter than the question"),
+        ("Yorick Bellamy birthplace", "is not a question"),
+        ("", "is empty"),
+    ],
+)
+def test_sub_query_rejections(sub_query: str, reason: str | None) -> None:
+    from retrieval.subqueries import rejection
+
+    assert rejection(sub_query, QUESTION, [ECHO, "Lisbon is the capital of Portugal."]) == reason
+
+
+def test_bridge_query_swaps_the_linked_entity_for_the_reached_one() -> None:
+    from retrieval.subqueries import bridge_query
+
+    assert bridge_query(QUESTION, ["Xanadu Nights"], ["Xanadu Nights", "Yorick Bellamy"]) == (
+        "Which country is the birthplace of the director of the film Yorick Bellamy?"
+    )
+    assert bridge_query("Who made it?", [], ["Yorick Bellamy"]) == "Yorick Bellamy: Who made it?"
+    assert bridge_query(QUESTION, ["Xanadu Nights"], ["Xanadu Nights"]) is None
 
 
 def test_single_shot_makes_one_call() -> None:
