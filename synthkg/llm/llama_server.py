@@ -211,6 +211,10 @@ class LlamaServer:
             "--threads", str(self.threads), "--threads-batch", str(self.threads),
             "--parallel", str(self.slots), "--ctx-size", str(self.slots * self.context_per_slot),
             "--no-webui", "--no-kv-unified",
+            # No RAM cache of whole prompts: extraction never asks the same prompt twice, and the cache
+            # would grow to its 8 GiB default. Each slot still reuses the KV of the prefix it shares with
+            # its last prompt (the system prompt), which is what pays here.
+            "--cache-ram", "0",
         ]
         if self.lora is not None:
             command += ["--lora", str(self.lora)]
@@ -431,14 +435,16 @@ class LlamaServerBackend:
         seconds = time.perf_counter() - start
         completion = int(usage.get("completion_tokens", pieces))
         prompt = int(usage.get("prompt_tokens", 0)) or self._count_prompt(messages)
+        extra = {"engine": "llama-server", "prompt_tokens_reused": usage.get("prompt_tokens_reused")}
         return ChatResult(text=text, prompt_tokens=prompt, completion_tokens=completion, finish_reason=finish,
-                          seconds=seconds, extra={"engine": "llama-server"})
+                          seconds=seconds, extra=extra)
 
     def _stream(
         self, server: LlamaServer, body: dict[str, Any], stop_when: Stop | None
     ) -> tuple[str, str, dict[str, Any], int]:
         parts: list[str] = []
         finish, usage, pieces, unchecked = "stop", {}, 0, 0
+        timings: dict[str, Any] = {}
         with self._client.stream("POST", server.url + "/v1/chat/completions", json=body) as response:
             if response.status_code != 200:
                 detail = response.read().decode("utf-8", "replace")[:500]
@@ -452,6 +458,8 @@ class LlamaServerBackend:
                 event = json.loads(data)
                 if event.get("usage"):
                     usage = event["usage"]
+                if event.get("timings"):
+                    timings = event["timings"]
                 for choice in event.get("choices") or []:
                     piece = (choice.get("delta") or {}).get("content") or ""
                     if piece:
@@ -466,6 +474,8 @@ class LlamaServerBackend:
                     if stop_when("".join(parts)):
                         finish = "loop"
                         break  # leaving the block closes the connection: the server drops the sequence
+        if timings.get("cache_n") is not None:
+            usage = {**usage, "prompt_tokens_reused": timings["cache_n"]}
         return "".join(parts), finish, usage, pieces
 
     def _count_prompt(self, messages: list[Message]) -> int:
