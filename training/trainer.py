@@ -342,6 +342,9 @@ def train(config: TrainConfig) -> TrainResult:
         logging_first_step=True,
         eval_strategy="steps" if eval_set else "no",
         eval_steps=config.eval_steps,
+        # Only the loss: otherwise evaluation keeps every example's logits (152k-token vocabulary x
+        # positions x examples: 15+ GB for 24 validation examples), which got a CPU run OOM-killed.
+        prediction_loss_only=True,
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,

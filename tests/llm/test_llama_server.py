@@ -196,7 +196,11 @@ def test_real_server_generates_follows_the_line_grammar_and_stops_a_loop() -> No
         thread.start()
     for thread in threads:
         thread.join()
-    assert with_slots == [result.text, result.text]  # greedy: the same answer in either slot
+    # Both answered under the grammar. (Not necessarily the sequential answer token for token: a batch of
+    # two sums in another order than a batch of one, and greedy decoding can tip on that.)
+    assert len(with_slots) == 2
+    for text in with_slots:
+        assert not parse_lines(text, finish_reason="length")[1].skipped
     # A guard that finds a "loop" at once stops the generation early.
     guard = LoopGuard(max_line_chars=10)
     stopped = backend.chat(messages, grammar=GRAMMAR, max_tokens=160, stop_when=guard)
