@@ -19,6 +19,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The dev extra's browser tests (tests/test_viz_browser.py) draw the HTML pages in Debian's headless
+# Chromium; without it they fail in CI and are skipped elsewhere.
+case ",$EXTRAS," in
+  *,dev,*)
+    if ! command -v chromium >/dev/null; then
+      if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: the browser tests need chromium: apt-get install chromium" >&2
+      else
+        echo "setup: apt-get install chromium"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+          chromium fonts-dejavu-core fonts-liberation >/dev/null
+      fi
+    fi ;;
+esac
+
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # pip's exit status is kept; only this machine's noisy "location is ignored" warnings are dropped.
 pip_install() { .venv/bin/python -m pip install -q "$@" 2> >(grep -v "is ignored" >&2); }

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from retrieval.indexes import SearchIndex
     from retrieval.reader import Answer, ReaderMode
     from retrieval.retrievers import Mode, RetrievalParams, RetrievalResult
+    from synthkg.delete import DeleteResult
     from synthkg.embeddings import Embedder
     from synthkg.ingest import IngestSummary
     from synthkg.llm.base import ChatBackend
@@ -221,6 +222,42 @@ class KnowledgeGraph:
         )
         self._index = None  # ingest updated the index on disk: reread it on next use
         return summary
+
+    def delete(self, ids_or_sources: list[str] | str, *, dry_run: bool = False) -> DeleteResult:
+        """Delete documents, each named by its id, its source path (every document loaded from that file,
+        or from files in that directory) or its corpus record id: their chunks, the propositions and
+        relations only they support, and the entities no remaining proposition mentions; what other
+        documents still support stays. Then drops the deleted ids from the search index. Each document's
+        delete is atomic. `dry_run`: the same result, computed from reads, and nothing is written.
+
+        Raises `synthkg.delete.UnknownDocumentError` (nothing deleted) when an argument names no document."""
+        from synthkg.delete import delete_documents, resolve_documents
+
+        targets = [ids_or_sources] if isinstance(ids_or_sources, str) else list(ids_or_sources)
+        if not targets:
+            raise ValueError("name at least one document id, source path or record id to delete")
+        if self.settings.store.backend == "embedded":
+            from synthkg.store.embedded import META_FILE
+
+            if not (self.settings.store.path / META_FILE).is_file():
+                raise self._empty()  # and do not create a store just to find nothing in it
+        store = self.store if dry_run else self._writable_store()
+        result = delete_documents(store, resolve_documents(store, targets, location=self.location),
+                                  dry_run=dry_run)
+        if not dry_run:
+            self._drop_deleted_from_index(store, result)
+        return result
+
+    def _drop_deleted_from_index(self, store: GraphStore, result: DeleteResult) -> None:
+        from retrieval.indexes import MANIFEST_FILE, SearchIndexError
+        from synthkg.embeddings import EmbeddingError
+
+        if not (self.settings.index_path() / MANIFEST_FILE).is_file():
+            return  # no index yet: nothing to drop
+        try:
+            result.index_removed = dict(self.index.update(store).removed)
+        except (SearchIndexError, EmbeddingError) as exc:
+            result.warnings.append(f"the search index was not updated ({exc}); run `synthkg reindex`")
 
     def reindex(self) -> SearchIndex:
         """Rebuild the search index from the whole store with the configured embedding model."""

@@ -56,6 +56,7 @@ class StoreBackend(StrEnum):
 class ExportFormatOption(StrEnum):
     graphml = "graphml"
     json = "json"
+    html = "html"
 
 
 @app.callback()
@@ -222,18 +223,144 @@ def check(
 def export(
     ctx: typer.Context,
     output: Annotated[Path, typer.Argument(help="File to write.")],
-    format: Annotated[ExportFormatOption, typer.Option("--format", "-f", help="graphml or json.")] = (
+    format: Annotated[ExportFormatOption, typer.Option(
+        "--format", "-f", help="graphml or json (everything), or html: one self-contained page (works "
+        "offline) drawing the entities and relations, propositions and sources on click.")] = (
         ExportFormatOption.json
     ),
+    around: Annotated[str | None, typer.Option(
+        help="html: only the entity with this name (or alias) and its neighbourhood.")] = None,
+    hops: Annotated[int, typer.Option(min=0, help="html with --around: relations away from it.")] = 2,
+    limit: Annotated[int, typer.Option(
+        min=1, help="html: entities drawn at most (the best-connected, or the nearest with --around).")
+    ] = 300,
 ) -> None:
-    """Export the whole graph (documents, chunks, propositions, entities, relations)."""
+    """Export the whole graph (documents, chunks, propositions, entities, relations), or draw it as HTML."""
     settings = settings_of(ctx)
+    if format != ExportFormatOption.html and around is not None:
+        fail("--around applies to --format html only")
     try:
         with open_store(settings.store, read_only=True) as store:
-            path = store.export(output, format.value)
+            if format == ExportFormatOption.html:
+                path = _export_html(store, output, around, hops, limit, _location(settings))
+            else:
+                path = store.export(output, format.value)
     except StoreError as exc:
         fail(str(exc))
     echo(f"wrote {path}")
+
+
+def _location(settings: Settings) -> str:
+    return str(settings.store.path) if settings.store.backend == "embedded" else settings.store.neo4j_uri
+
+
+def _export_html(store: Any, output: Path, around: str | None, hops: int, limit: int, location: str) -> Path:
+    from synthkg.viz.graph import VizError, neighbourhood_view, store_view
+    from synthkg.viz.html import write_html
+
+    try:
+        view = (neighbourhood_view(store, around, hops=hops, limit=limit, location=location)
+                if around is not None else store_view(store, limit=limit, location=location))
+    except VizError as exc:
+        fail(str(exc))
+    return write_html(output, view)
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    targets: Annotated[list[str], typer.Argument(
+        help="Document ids (doc:...), source paths (every document loaded from that file, or from files in "
+        "that directory) or corpus record ids.")],
+    dry_run: Annotated[bool, typer.Option(help="Say what would be removed; change nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Delete documents: their chunks, the propositions and relations only they support, and the entities
+    no remaining proposition mentions (what other documents support stays), then update the search index.
+    Each document's delete is atomic. An argument that names no document: nothing is deleted, exit 1."""
+    from synthkg.api import KnowledgeGraph
+    from synthkg.delete import UnknownDocumentError
+
+    with KnowledgeGraph(settings_of(ctx)) as kg:
+        try:
+            result = kg.delete(targets, dry_run=dry_run)
+        except (UnknownDocumentError, StoreError) as exc:
+            fail(str(exc))
+    if as_json:
+        echo(result.model_dump_json(indent=2))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for d in result.documents:
+        where = f", {d.source}" if d.source else ""
+        echo(f"{verb} {d.document_id} ({d.title or 'untitled'}{where}): {_removed_counts(d.removed)}")
+        if d.entities:
+            shown = ", ".join(d.entities[:DELETE_NAMES_SHOWN])
+            hidden = len(d.entities) - DELETE_NAMES_SHOWN
+            more = f" and {hidden} more" if hidden > 0 else ""
+            echo(f"  entities left with no mention: {shown}{more}")
+    echo(f"total: {_count(result.total.documents, 'documents')}, {_removed_counts(result.total)}"
+         + ("; nothing was changed (--dry-run)" if dry_run else ""))
+    if result.index_removed:
+        echo("search index: dropped " + ", ".join(_count(n, s) for s, n in result.index_removed.items()))
+    for warning in result.warnings:
+        echo(f"warning: {warning}", fg=typer.colors.YELLOW)
+
+
+DELETE_NAMES_SHOWN = 20
+
+
+def _removed_counts(counts: Any) -> str:
+    return ", ".join(_count(getattr(counts, kind), kind) for kind in ("chunks", "propositions", "relations",
+                                                                       "entities"))
+
+
+def _count(n: int, plural: str) -> str:
+    singular = {"entities": "entity", "documents": "document"}.get(plural, plural.removesuffix("s"))
+    return f"{n} {singular if n == 1 else plural}"
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="An entity's name or alias (case and articles do not matter).")],
+    limit: Annotated[int, typer.Option(min=1, help="Relations shown per entity.")] = 20,
+) -> None:
+    """An entity: its type, aliases and description, the names merged into it, and its relations, each
+    with the proposition that states it and the document it came from. Several matches: each is shown."""
+    from synthkg.resolve import MergeLog
+    from synthkg.viz.graph import describe_entities
+
+    settings = settings_of(ctx)
+    log = MergeLog(settings.data_dir)
+    try:
+        with open_store(settings.store, read_only=True) as store:
+            cards = describe_entities(store, name, merges=log.read(), blocked=log.blocked(), limit=limit)
+    except StoreError as exc:
+        fail(str(exc))
+    if not cards:
+        fail(f"no entity named {name!r} in the store at {_location(settings)}")
+    if len(cards) > 1:
+        echo(f"{len(cards)} entities match {name!r}:")
+    for card in cards:
+        e = card.entity
+        echo(f"{e.name}  [{e.type or 'no type'}]  {e.id}", bold=True)
+        if e.description:
+            echo(f"  description: {e.description}")
+        echo(f"  aliases: {', '.join(e.aliases) if e.aliases else '(none)'}")
+        for merge, undone in card.merges:
+            how = f"{merge.method} {merge.score:.2f}"
+            echo(f"  merged: {merge.name!r} into it ({how}, document {merge.document_id})"
+                 + ("  [undone]" if undone else ""))
+        echo(f"  mentioned by {card.mentions} propositions; {card.relations_total} relations"
+             + (f" (first {len(card.relations)} shown, --limit)" if card.relations_total > len(card.relations)
+                else ""))
+        for line in card.relations:
+            echo(f"    {line.subject} -[{line.relation.predicate}]-> {line.object}")
+            ev = line.evidence
+            if ev.text:
+                echo(f"        \"{_shorten(ev.text)}\"")
+            source = f", {ev.source}" if ev.source and ev.source != ev.title else ""
+            echo(f"        from: {ev.title or ev.document_id or 'unknown document'}{source}")
 
 
 class ExtractorOption(StrEnum):
@@ -447,6 +574,9 @@ def query(
     backend: BackendOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
+    html: Annotated[Path | None, typer.Option(
+        "--html", help="Also write one self-contained HTML page: the answer, its citations and the "
+        "evidence subgraph (entities and relations of the retrieved chunks' propositions).")] = None,
 ) -> None:
     """Answer a question from the graph, with numbered citations (LLM calls are cached: asking again
     is free)."""
@@ -456,6 +586,8 @@ def query(
     with KnowledgeGraph(settings) as kg:
         result = _guard(lambda: kg.query(question, mode=mode.value, k=k, max_iterations=max_iterations,
                                          reader="iterative" if iterative else "single"))
+        if html is not None:
+            _write_answer_html(kg.store, result, html, err=as_json)
         if as_json:
             echo(result.model_dump_json(indent=2))
             return
@@ -488,6 +620,18 @@ def query(
             f"{usage.completion_tokens} completion tokens spent; {result.seconds:.1f}s"
             + ("; answer forced after the last step" if result.forced_final else "")
         )
+
+
+def _write_answer_html(store: Any, result: Any, output: Path, *, err: bool) -> None:
+    from synthkg.viz.graph import answer_view
+    from synthkg.viz.html import write_html
+
+    view, answer = answer_view(store, result)
+    try:
+        path = write_html(output, view, answer=answer)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}")
+    echo(f"wrote {path}", err=err)
 
 
 @app.command("retrieve")

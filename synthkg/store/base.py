@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from synthkg.model import (
     Chunk,
@@ -26,6 +26,9 @@ from synthkg.model import (
     StoreCounts,
     Subgraph,
 )
+
+if TYPE_CHECKING:
+    from synthkg.store.deletion import DeletionPlan
 
 ExportFormat = Literal["graphml", "json"]
 
@@ -110,6 +113,29 @@ class GraphStore(ABC):
     @abstractmethod
     def chunks_of_document(self, document_id: str) -> list[Chunk]:
         """The document's chunks in index order."""
+
+    def propositions_of_chunks(self, chunk_ids: Iterable[str]) -> list[Proposition]:
+        """The propositions of these chunks, by id. This default scans every proposition; stores
+        override it with an indexed read."""
+        wanted = set(chunk_ids)
+        if not wanted:
+            return []
+        return sorted((p for p in self.iter_propositions() if p.chunk_id in wanted), key=lambda p: p.id)
+
+    def relations_of_propositions(self, proposition_ids: Iterable[str]) -> list[Relation]:
+        """The relations these propositions state, by id. This default scans every relation; stores
+        override it with an indexed read."""
+        wanted = set(proposition_ids)
+        if not wanted:
+            return []
+        return sorted((r for r in self.iter_relations() if r.proposition_id in wanted), key=lambda r: r.id)
+
+    def deletion_plan(self, document_ids: Iterable[str]) -> list[DeletionPlan]:
+        """What `delete_document` would remove for each document, deleted in this order, computed from
+        reads only (nothing is written). See synthkg.store.deletion."""
+        from synthkg.store.deletion import plan_deletion
+
+        return plan_deletion(self, document_ids)
 
     # --- bulk reads (index building, export) --------------------------------------------------
     @abstractmethod

@@ -1073,6 +1073,16 @@ class EmbeddedStore(GraphStore):
             chunks = [self._mem.chunks[cid] for cid in self._mem.doc_chunks.get(document_id, ())]
         return sorted(chunks, key=lambda c: (c.index, c.id))
 
+    def propositions_of_chunks(self, chunk_ids: Iterable[str]) -> list[Proposition]:
+        with self._lock:
+            ids = {pid for cid in chunk_ids for pid in self._mem.chunk_props.get(cid, ())}
+            return [self._mem.propositions[pid] for pid in sorted(ids)]
+
+    def relations_of_propositions(self, proposition_ids: Iterable[str]) -> list[Relation]:
+        with self._lock:
+            ids = {rid for pid in proposition_ids for rid in self._mem.prop_rels.get(pid, ())}
+            return [self._mem.relations[rid] for rid in sorted(ids)]
+
     # --- bulk reads ---------------------------------------------------------------------------
     # Each iterator walks a copy, so writing while iterating is safe.
     def iter_documents(self) -> Iterator[Document]:

@@ -160,6 +160,14 @@ PROPOSITIONS_OF_ENTITY: LiteralString = (
 CHUNKS_OF_DOCUMENT: LiteralString = (
     "MATCH (n:Chunk) WHERE n.document_id = $id RETURN " + CHUNK_COLUMNS + " ORDER BY `index`, id"
 )
+PROPOSITIONS_OF_CHUNKS: LiteralString = (
+    "MATCH (n:Proposition) WHERE n.chunk_id IN $ids RETURN " + PROPOSITION_COLUMNS + " ORDER BY id"
+)
+RELATIONS_OF_PROPOSITIONS: LiteralString = (
+    "MATCH (s:Entity)-[r:RELATED]->(o:Entity) WHERE r.proposition_id IN $ids RETURN "
+    + RELATION_FIELDS
+    + " ORDER BY r.id"
+)
 ENTITIES_BY_ID: LiteralString = (
     "MATCH (n:Entity) WHERE n.id IN $ids RETURN " + ENTITY_COLUMNS + " ORDER BY id"
 )
@@ -458,6 +466,14 @@ class Neo4jStore(GraphStore):
 
     def chunks_of_document(self, document_id: str) -> list[Chunk]:
         return [_chunk(r) for r in self._read(CHUNKS_OF_DOCUMENT, id=document_id)]
+
+    def propositions_of_chunks(self, chunk_ids: Iterable[str]) -> list[Proposition]:
+        ids = list(dict.fromkeys(chunk_ids))
+        return [_proposition(r) for r in self._read(PROPOSITIONS_OF_CHUNKS, ids=ids)] if ids else []
+
+    def relations_of_propositions(self, proposition_ids: Iterable[str]) -> list[Relation]:
+        ids = list(dict.fromkeys(proposition_ids))
+        return [_relation(r) for r in self._read(RELATIONS_OF_PROPOSITIONS, ids=ids)] if ids else []
 
     # --- bulk reads -----------------------------------------------------------------------------
     def _stream(self, query: LiteralString, convert: Callable[[Record], T]) -> Iterator[T]:

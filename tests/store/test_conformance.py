@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import pytest
 
 from synthkg.model import Chunk, Document, Entity, GraphBatch, Proposition, Relation, StoreCounts
 from synthkg.store.base import GraphStore
+from synthkg.store.deletion import DeletionPlan
 from tests.store.corpus import CORPUS_COUNTS, Corpus, by_id, ids, make_corpus, snapshot
 
 
@@ -373,3 +375,95 @@ def test_hostile_text_round_trips_and_harms_nothing(
         documents=1, chunks=1, entities=1, propositions=1, relations=1
     )
     assert snapshot(graph_store) == before
+
+
+# --- deletion plans (what `synthkg delete --dry-run` shows) -----------------------------------------
+def _removed(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, set[str]]:
+    return {kind: set(before[kind]) - set(after[kind]) for kind in before}
+
+
+def _planned(plan: DeletionPlan) -> dict[str, set[str]]:
+    return {
+        "documents": {plan.document_id} if plan.exists else set(),
+        "chunks": set(plan.chunk_ids),
+        "propositions": set(plan.proposition_ids),
+        "relations": set(plan.relation_ids),
+        "entities": set(plan.entity_ids),
+    }
+
+
+def test_propositions_of_chunks_and_relations_of_propositions(
+    graph_store: GraphStore, corpus: Corpus
+) -> None:
+    k = corpus
+    assert graph_store.propositions_of_chunks([k.c1a.id, k.c1b.id]) == sorted([k.p1, k.p2], key=by_id)
+    assert graph_store.propositions_of_chunks([k.c2.id, "chunk:missing"]) == [k.p3]
+    assert graph_store.propositions_of_chunks([]) == []
+    assert graph_store.relations_of_propositions([k.p2.id, k.p3.id]) == sorted([k.r2, k.r3], key=by_id)
+    assert graph_store.relations_of_propositions(["prop:missing"]) == []
+    # the store's indexed reads agree with the interface's scanning defaults
+    assert graph_store.propositions_of_chunks([k.c1a.id, k.c2.id]) == GraphStore.propositions_of_chunks(
+        graph_store, [k.c1a.id, k.c2.id]
+    )
+    assert graph_store.relations_of_propositions([k.p1.id, k.p3.id]) == GraphStore.relations_of_propositions(
+        graph_store, [k.p1.id, k.p3.id]
+    )
+
+
+def test_deletion_plan_writes_nothing_and_equals_what_delete_removes(
+    graph_store: GraphStore, corpus: Corpus
+) -> None:
+    k = corpus
+    before = snapshot(graph_store)
+    [plan] = graph_store.deletion_plan([k.doc1.id])
+    assert snapshot(graph_store) == before
+    assert plan.counts == StoreCounts(documents=1, chunks=2, entities=2, propositions=2, relations=2)
+    assert (plan.title, plan.source) == ("Turing", "doc1.txt")
+    assert {e.name for e in plan.entities} == {"Alan Turing", "Bletchley Park"}  # Enigma: doc2 keeps it
+    assert graph_store.delete_document(k.doc1.id) == plan.counts
+    assert _removed(before, snapshot(graph_store)) == _planned(plan)
+
+
+def test_deletion_plan_of_several_documents_follows_the_deletes_in_order(
+    graph_store: GraphStore, corpus: Corpus
+) -> None:
+    k = corpus
+    plans = graph_store.deletion_plan([k.doc2.id, k.doc1.id, k.doc2.id])  # a repeated id counts once
+    assert [p.document_id for p in plans] == [k.doc2.id, k.doc1.id]
+    # Enigma is mentioned by both: it goes with the second document, not the first
+    assert {e.name for e in plans[0].entities} == {"German military"}
+    assert {e.name for e in plans[1].entities} == {"Alan Turing", "Bletchley Park", "Enigma"}
+    for plan in plans:
+        before = snapshot(graph_store)
+        assert graph_store.delete_document(plan.document_id) == plan.counts
+        assert _removed(before, snapshot(graph_store)) == _planned(plan)
+    assert graph_store.counts() == StoreCounts()
+
+
+def test_deletion_plan_counts_relations_of_other_documents_left_dangling(graph_store: GraphStore) -> None:
+    """doc3 states a relation to an entity only doc1 mentions: deleting doc1 orphans that entity, and the
+    relation goes with it (DETACH), in the plan as in the store."""
+    k = make_corpus()
+    doc3 = Document.create("Ada admired Turing.", title="Ada", key="doc3")
+    c3 = Chunk.create(doc3.id, 0, "Ada admired Turing.")
+    ada = Entity.create("Ada Lovelace", "person")
+    p4 = Proposition.create(c3.id, "Ada Lovelace admired someone.", [ada.id])  # does not mention Turing
+    r4 = Relation.create(ada.id, "admired", k.a.id, p4.id)
+    batch = k.batch()
+    graph_store.write(batch.model_copy(update={
+        "documents": [*batch.documents, doc3], "chunks": [*batch.chunks, c3],
+        "entities": [*batch.entities, ada], "propositions": [*batch.propositions, p4],
+        "relations": [*batch.relations, r4],
+    }))
+    before = snapshot(graph_store)
+    [plan] = graph_store.deletion_plan([k.doc1.id])
+    assert r4.id in plan.relation_ids and plan.counts.relations == 3
+    assert graph_store.delete_document(k.doc1.id) == plan.counts
+    assert _removed(before, snapshot(graph_store)) == _planned(plan)
+    assert graph_store.get_entity(ada.id) == ada  # doc3 still mentions Ada
+
+
+def test_deletion_plan_of_an_unknown_document_is_empty(graph_store: GraphStore, corpus: Corpus) -> None:
+    [plan] = graph_store.deletion_plan(["doc:missing"])
+    assert not plan.exists and plan.counts == StoreCounts()
+    assert graph_store.deletion_plan([]) == []
