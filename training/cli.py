@@ -82,6 +82,10 @@ def train_command(
     max_steps: Annotated[int | None, typer.Option(help="Optimizer steps; overrides --epochs.")] = None,
     epochs: Annotated[float, typer.Option(help="Passes over the training examples.")] = _DEFAULTS.epochs,
     batch_size: Annotated[int, typer.Option(help="Examples per device per step.")] = _DEFAULTS.batch_size,
+    eval_batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Examples per evaluation batch (default: --batch-size); 1 bounds memory."),
+    ] = None,
     grad_accumulation: Annotated[
         int, typer.Option(help="Batches summed per optimizer step.")
     ] = _DEFAULTS.grad_accumulation,
@@ -150,6 +154,7 @@ def train_command(
         epochs=epochs,
         max_steps=max_steps,
         batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
         grad_accumulation=grad_accumulation,
         max_length=max_length,
         warmup_steps=warmup_steps,
