@@ -83,12 +83,14 @@ def test_sample_subset_takes_exactly_the_context() -> None:
 def test_demo_files_load() -> None:
     demo = load_dataset(SAMPLE_DIR / "demo_question.json", SAMPLE_DIR / "demo_corpus.json")
     assert demo.name == "demo_question"
-    assert len(demo.passages) == 6
-    (question,) = demo.questions
+    assert len(demo.passages) == 10
+    question, comparison = demo.questions
+    assert comparison.answer == "Stands For Decibels"
+    assert set(comparison.supporting_passage_ids) == {"demo-00330", "demo-00335"}
     assert question.question == "Who is Konrad V Kantner's paternal grandfather?"
     assert question.answer == "Konrad II the Gray"
     assert set(question.supporting_passage_ids) == {"demo-00383", "demo-00380"}
-    assert demo.subset(1).passages == demo.passages
+    assert len(demo.subset(1).passages) == 6  # the first question's context
 
 
 def test_real_musique_dev(multihop_dir: Path) -> None:
