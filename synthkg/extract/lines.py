@@ -57,7 +57,11 @@ def render_lines(graph: ChunkGraph) -> str:
     for quad in graph.quadruples:
         by_proposition.setdefault(_clean(quad.proposition, ""), []).append(quad)
     for proposition, quads in by_proposition.items():
-        fields = [[_clean(part, "|") for part in (q.subject, q.relation, q.object)] for q in quads]
+        # A subject starting with ">" would read back as a proposition line.
+        fields = [
+            [_clean(q.subject, "|").lstrip("> ").strip(), _clean(q.relation, "|"), _clean(q.object, "|")]
+            for q in quads
+        ]
         triples = [FIELD_SEPARATOR.join(parts) for parts in fields if all(parts)]
         if proposition and triples:
             lines.append(PROPOSITION_MARK + proposition)

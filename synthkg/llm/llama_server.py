@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 from filelock import FileLock
 
+from synthkg.config import default_cache_dir
 from synthkg.llm.base import ChatResult, LLMError, Message
 from synthkg.llm.local_models import adapter_fingerprint, default_threads, resolve_model_path
 
@@ -95,6 +96,11 @@ def server_binary(cache_dir: Path, explicit: str | Path | None = None) -> Path:
             raise ServerError(f"llama-server binary {path} is not an executable file")
         return path
     path = built_server_path(cache_dir)
+    # The binary belongs to the installed llama-cpp-python, not to one cache: a run with its own cache
+    # directory (a test, a second project) uses the one setup built in the default place.
+    fallback = built_server_path(default_cache_dir())
+    if not path.is_file() and fallback.is_file():
+        return fallback
     if not path.is_file():
         raise ServerError(
             f"llama-server is not built ({path} is missing): run `python -m synthkg.llm.llama_server build` "
@@ -507,8 +513,6 @@ class LlamaServerBackend:
 
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
-
-    from synthkg.config import default_cache_dir
 
     parser = argparse.ArgumentParser(
         prog="python -m synthkg.llm.llama_server",

@@ -42,7 +42,8 @@ def test_a_setting_runs_and_is_scored(tmp_path: Path, monkeypatch: pytest.Monkey
     (cache_root / "models").mkdir(parents=True)
     setting = Setting("fake", "distilled", "runs/student", "server", 2)
     row, records = run_setting(setting, data, tmp_path / "work", cache_root)
-    assert row["passages"] == len(data.passages) == len(records.read_text().splitlines())
+    assert row["passages"] == len(data.passages)
+    assert row["chunks"] == len(records.read_text().splitlines()) >= len(data.passages)  # a record a chunk
     assert row["completion_tokens_per_passage"] > 0 and row["passages_per_hour"] > 0
     assert row["stages"].keys() == {"one_call"}  # the warm-up call is not counted
     assert fake.calls[0].messages[-1]["content"] == "Say OK."
