@@ -24,7 +24,8 @@ def _benchmark_files(results_dir: Path, benchmark: str) -> list[tuple[Path, dict
             data = json.loads(path.read_bytes())
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and data.get("benchmark") == benchmark:
+        # A partial file is a run still going (or one that failed midway): not a result yet.
+        if isinstance(data, dict) and data.get("benchmark") == benchmark and not data.get("partial"):
             found.append((path, data))
     return found
 

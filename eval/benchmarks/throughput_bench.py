@@ -193,6 +193,8 @@ def main(
     embedder = MemoEmbedder(make_embedder(Settings().embedding))
     cache_root = Settings().cache_dir
     rows: list[dict[str, Any]] = []
+    path = out or RESULTS / f"throughput_bench-{len(data.passages)}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="throughput-bench-") as tmp:
         work = Path(tmp)
         graphs = {}
@@ -203,6 +205,9 @@ def main(
             row |= quality | {"records": records.name}
             rows.append(row)
             typer.echo(json.dumps({k: v for k, v in row.items() if k != "stages"}))
+            # A long run keeps what it measured so far if a later setting fails.
+            partial = {"benchmark": "throughput", "partial": True, "dataset": str(dataset), "settings": rows}
+            path.write_text(json.dumps(partial, indent=1), encoding="utf-8")
             if keep_records is not None:
                 keep_records.mkdir(parents=True, exist_ok=True)
                 (keep_records / records.name).write_bytes(records.read_bytes())
@@ -240,8 +245,6 @@ def main(
         "baseline": base["setting"]["name"],
         "settings": rows,
     }
-    path = out or RESULTS / f"throughput_bench-{len(data.passages)}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1), encoding="utf-8")
     typer.echo(f"wrote {path}")
 

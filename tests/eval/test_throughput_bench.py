@@ -73,7 +73,11 @@ def test_the_readme_table_comes_from_the_newest_result(tmp_path: Path) -> None:
     (tmp_path / "new.json").write_text(json.dumps(
         {**result, "date": "2026-12-03", "settings": [row("base", 160.0, 1.0), row("fast", 1200.0, 7.5)]}
     ))
+    # A run still going (its partial file, newest of all) is no result yet.
+    (tmp_path / "partial.json").write_text(json.dumps(
+        {"benchmark": "throughput", "partial": True, "settings": [row("half", 9.0, 1.0)]}
+    ))
     table = throughput_table(tmp_path)
-    assert table is not None and "2026-12-03" in table and "| a |" not in table
+    assert table is not None and "2026-12-03" in table and "| half |" not in table and "| a |" not in table
     expected = "| fast | distilled `fast` | server, 4 | 1,200 | 7.50x | 300 | 40.0 | 12.3 | 0 | 1 / 53 | 0.41"
     assert expected in table
