@@ -56,6 +56,7 @@ def say(text: str) -> list[Message]:
 
 def test_missing_binary_says_how_to_get_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(SERVER_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # no binary in the default place either
     with pytest.raises(ServerError, match=r"llama_server build.*--engine python"):
         server_binary(tmp_path)
     with pytest.raises(ServerError, match="not an executable file"):
@@ -64,6 +65,22 @@ def test_missing_binary_says_how_to_get_one(tmp_path: Path, monkeypatch: pytest.
     with pytest.raises(ServerError, match="not built"):
         make_backend(LLMSettings(engine="server"), tmp_path)
     assert isinstance(make_backend(LLMSettings(engine="python"), tmp_path), LlamaCppBackend)
+
+
+def test_a_run_with_its_own_cache_uses_the_binary_built_in_the_default_place(
+    fake_binary: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(SERVER_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    built = built_server_path(tmp_path / "xdg" / "synthkg")
+    built.parent.mkdir(parents=True)
+    built.write_bytes(fake_binary.read_bytes())
+    built.chmod(0o755)
+    assert server_binary(tmp_path / "own-cache") == built
+    own = built_server_path(tmp_path / "own-cache")  # a binary in the run's own cache comes first
+    own.parent.mkdir(parents=True)
+    own.write_bytes(fake_binary.read_bytes())
+    assert server_binary(tmp_path / "own-cache") == own
 
 
 def test_the_binary_from_the_environment_wins(fake_binary: Path, tmp_path: Path,
