@@ -222,7 +222,7 @@ def _guarded(action: Any) -> Any:
     from synthkg.embeddings import EmbeddingError
     from synthkg.extract.replay import ReplayError
     from synthkg.ingest import IngestError
-    from synthkg.llm.base import LLMError
+    from synthkg.llm.base import LLMError, as_sentence
     from synthkg.store import StoreError
 
     try:
@@ -231,7 +231,8 @@ def _guarded(action: Any) -> Any:
             ReplayError) as exc:
         fail(str(exc))
     except LLMError as exc:
-        fail(f"LLM backend failed: {exc}. Finished calls are cached: rerun the same command to resume.")
+        fail(f"LLM backend failed: {as_sentence(exc)} "
+             "Finished calls are cached: rerun the same command to resume.")
 
 
 def _print_summary(aggregates: dict[str, ModeSummary], path: Path) -> None:

@@ -534,14 +534,15 @@ def _guard(action: Any) -> Any:
     """Run `action`, turning the errors a user can cause or fix into one line without a traceback."""
     from retrieval.indexes import SearchIndexError
     from synthkg.embeddings import EmbeddingError
-    from synthkg.llm.base import LLMError
+    from synthkg.llm.base import LLMError, as_sentence
 
     try:
         return action()
     except (StoreError, SearchIndexError, EmbeddingError, ValueError) as exc:
         fail(str(exc))
     except LLMError as exc:
-        fail(f"LLM backend failed: {exc}. Finished calls are cached: rerun the same command to resume.")
+        fail(f"LLM backend failed: {as_sentence(exc)} "
+             "Finished calls are cached: rerun the same command to resume.")
 
 
 def _shorten(text: str, limit: int = TEXT_PREVIEW_CHARS) -> str:

@@ -28,7 +28,7 @@ from synthkg.config import Settings, redact_url
 from synthkg.extract.base import ExtractionResult, Extractor
 from synthkg.extract.distilled import DistilledExtractor, StudentPrompt, load_student_prompt
 from synthkg.extract.to_records import document_records
-from synthkg.llm.base import ChatBackend, ChatResult, LLMError, Message, accepts
+from synthkg.llm.base import ChatBackend, ChatResult, LLMError, Message, accepts, as_sentence
 from synthkg.llm.cache import CachedBackend, Usage
 from synthkg.loaders import load_documents
 from synthkg.model import Document, GraphBatch
@@ -45,11 +45,6 @@ ExtractorName = Literal["multistep", "distilled", "none"]
 # would hand back the very answer that failed.
 RETRY_TEMPERATURE = 0.4
 _RESUME_HINT = "Finished documents are saved; rerun the same command to resume."
-
-
-def _sentence(exc: BaseException) -> str:
-    """An error's message as one sentence: one final period, however the message ended."""
-    return str(exc).rstrip().rstrip(".") + "."
 
 
 class IngestError(RuntimeError):
@@ -472,9 +467,9 @@ def ingest(
         try:
             runner.run(loaded.documents, summary)
         except LLMError as exc:
-            raise IngestError(f"LLM backend failed: {_sentence(exc)} {_RESUME_HINT}") from exc
+            raise IngestError(f"LLM backend failed: {as_sentence(exc)} {_RESUME_HINT}") from exc
         except StoreError as exc:
-            raise IngestError(f"store failed: {_sentence(exc)} {_RESUME_HINT}") from exc
+            raise IngestError(f"store failed: {as_sentence(exc)} {_RESUME_HINT}") from exc
         finally:
             summary.usage = usage.to_dict()
             summary.wall_seconds = round(time.perf_counter() - started, 3)

@@ -192,6 +192,7 @@ def test_a_retry_is_never_served_the_answer_that_failed(corpus: Path, settings: 
     summary = run([corpus], settings, forced, force=True)
     assert summary.failures == [] and summary.documents_ingested == 5
     assert all(c.temperature for c in forced.calls)  # only the failed chunk made calls
+    assert set(summary.usage) == {"entities", "quadruples", "total"}  # resampled calls too
 
 
 def test_bad_files_are_reported_and_the_rest_ingested(corpus: Path, settings: Settings) -> None:

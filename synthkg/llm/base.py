@@ -33,6 +33,12 @@ class LLMError(RuntimeError):
     """A backend failed after its bounded retries (unreachable endpoint, model file missing...)."""
 
 
+def as_sentence(message: object) -> str:
+    """`message` (an exception's text) as one sentence ending in exactly one period, for joining into a
+    longer message: many wrapped messages end in a period already ("Request timed out.")."""
+    return str(message).rstrip().rstrip(".") + "."
+
+
 @runtime_checkable
 class ChatBackend(Protocol):
     """`name` and `model` identify the backend in cache keys and run records."""
