@@ -15,7 +15,7 @@ stamp=".venv/.demo-setup-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut
 if [ -f "$stamp" ] && [ -x .venv/bin/synthkg ]; then
   echo "demo: .venv is set up (delete $stamp to redo it)"
 else
-  bash scripts/setup.sh local,teacher,dev
+  bash scripts/setup.sh local,teacher
   touch "$stamp"
 fi
 
