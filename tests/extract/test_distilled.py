@@ -85,8 +85,9 @@ def test_the_shipped_student_records_the_prompt_it_was_trained_on() -> None:
     from synthkg.llm.factory import shipped_student_path
 
     recorded = load_student_prompt(shipped_student_path())
-    prompt = load_prompt("one_call")
     assert recorded is not None
+    prompt = load_prompt(recorded.prompt.partition("@")[0])  # e.g. "one_call_lines@v1"
+    assert recorded.prompt == prompt.version_tag
     assert (recorded.system_prompt, recorded.user_template) == (prompt.system, prompt.user)
 
 
