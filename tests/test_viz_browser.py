@@ -55,13 +55,16 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("synthkg.llm.factory.make_backend", lambda *_: citing_model())
 
 
-def browse(chromium: str, page: Path, tmp_path: Path, *args: str) -> str:
+BUDGETS_MS = (5000, 20000, 60000)  # virtual time; a loaded CI machine once needed more than 5 s
+
+
+def browse(chromium: str, page: Path, tmp_path: Path, *args: str, budget_ms: int = BUDGETS_MS[0]) -> str:
     """Run headless Chromium on `page` (no network: the page must need none) and return its stdout."""
     command = [
         chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--disable-extensions", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
-        f"--window-size={WINDOW[0]},{WINDOW[1]}", "--virtual-time-budget=5000", *args, page.as_uri(),
+        f"--window-size={WINDOW[0]},{WINDOW[1]}", f"--virtual-time-budget={budget_ms}", *args, page.as_uri(),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -69,13 +72,19 @@ def browse(chromium: str, page: Path, tmp_path: Path, *args: str) -> str:
 
 
 def draw(chromium: str, page: Path, tmp_path: Path) -> tuple[str, dict[str, str], Path]:
-    """The page's DOM after drawing, the graph element's attributes, and a screenshot."""
-    dom = browse(chromium, page, tmp_path, "--dump-dom")
-    graph = GRAPH_DIV.search(dom)
-    assert graph is not None, dom[:2000]
-    attributes = dict(re.findall(r'([\w-]+)="([^"]*)"', graph.group(0)))
+    """The page's DOM after drawing, the graph element's attributes, and a screenshot.
+
+    The layout settles in timer steps, so a page not drawn within one virtual-time budget is loaded again
+    with a longer one; the screenshot uses the budget that drew it."""
+    for budget in BUDGETS_MS:
+        dom = browse(chromium, page, tmp_path, "--dump-dom", budget_ms=budget)
+        graph = GRAPH_DIV.search(dom)
+        assert graph is not None, dom[:2000]
+        attributes = dict(re.findall(r'([\w-]+)="([^"]*)"', graph.group(0)))
+        if attributes.get("data-drawn") == "true":
+            break
     shot = tmp_path / f"{page.stem}.png"
-    browse(chromium, page, tmp_path, f"--screenshot={shot}")
+    browse(chromium, page, tmp_path, f"--screenshot={shot}", budget_ms=budget)
     assert shot.is_file()
     return dom, attributes, shot
 
