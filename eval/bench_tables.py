@@ -105,11 +105,13 @@ def throughput_table(results_dir: Path) -> str | None:
         return None
     run = runs[-1]
     teacher = run["teacher"]
+    graph = "no teacher graph in this run."
+    if teacher:
+        graph = (f"teacher graph from `{Path(teacher['records']).name}` "
+                 f"(coverage {teacher['kg_coverage']:.3f}, {teacher['failed_chunks']} failed chunks).")
     lines = [
         f"Run of {run['date'][:10]}: {run['passages']} passages ({run['chunks']} chunks) of "
-        f"{Path(run['dataset']).name}, "
-        f"teacher graph from `{Path(teacher['records']).name}` (coverage {teacher['kg_coverage']:.3f}, "
-        f"{teacher['failed_chunks']} failed chunks).",
+        f"{Path(run['dataset']).name}, {graph}",
         "",
         "| setting | extractor / model | engine, slots | passages / h | x baseline "
         "| completion tokens / passage | tokens / s | calls / 1k words | loops / 1k chunks | failed chunks "

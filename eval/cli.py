@@ -16,6 +16,7 @@ from eval.datasets import Dataset, DatasetError, load_dataset
 from retrieval.modes import MODES
 from synthkg.cli_options import BackendOpt, BaseUrlOpt, ModelOpt, fail, root_settings, with_llm
 from synthkg.config import Settings
+from synthkg.ingest import ExtractorName
 
 if TYPE_CHECKING:
     from eval.runner import Cost, EvalConfig, Kind, ModeSummary
@@ -31,12 +32,6 @@ eval_app = typer.Typer(
 )
 
 RETRIEVAL_MODES = MODES
-
-
-class ExtractorChoice(StrEnum):
-    none = "none"
-    multistep = "multistep"
-    distilled = "distilled"
 
 
 class ReaderChoice(StrEnum):
@@ -111,14 +106,14 @@ def _modes(value: str) -> list[Any]:
     return modes
 
 
-def _extractor(choice: ExtractorChoice | None, modes: list[str]) -> str:
+def _extractor(choice: ExtractorName | None, modes: list[str]) -> str:
     """The extractor to build the store with: chunks only when every mode is a baseline."""
     from eval.runner import GRAPH_MODES
 
     graph_modes = [m for m in modes if m in GRAPH_MODES]
     if choice is None:
         return "multistep" if graph_modes else "none"
-    if choice is ExtractorChoice.none and graph_modes:
+    if choice is ExtractorName.none and graph_modes:
         fail(f"mode(s) {', '.join(graph_modes)} need an extracted graph, but --extractor none stores chunks "
              "only; use --extractor multistep (or distilled)")
     return choice.value
@@ -172,7 +167,7 @@ class _Run:
         return str(store.path) if store.backend == "embedded" else store.neo4j_uri
 
     def index(self) -> Any:
-        from retrieval.indexes import SearchIndex
+        from synthkg.indexes import SearchIndex
 
         return SearchIndex.open(self.prepared.settings.index_path(), self.embedder)
 
@@ -218,9 +213,9 @@ class _Run:
 def _guarded(action: Any) -> Any:
     """Run `action`, turning the errors a user can cause or fix into one message without a traceback."""
     from eval.runner import EvalError
-    from retrieval.indexes import SearchIndexError
     from synthkg.embeddings import EmbeddingError
     from synthkg.extract.replay import ReplayError
+    from synthkg.indexes import SearchIndexError
     from synthkg.ingest import IngestError
     from synthkg.llm.base import LLMError, as_sentence
     from synthkg.store import StoreError
@@ -260,7 +255,7 @@ def retrieval_command(
     ] = "bm25,dense",
     k: Annotated[str, typer.Option("--k", help="Comma-separated k values of recall@k and hits@k.")] = "2,5",
     extractor: Annotated[
-        ExtractorChoice | None,
+        ExtractorName | None,
         typer.Option(help="How the store is built: none (chunks only, no LLM: enough for bm25/dense), "
                      "multistep (the SynthKG teacher, 3 LLM calls per chunk), distilled (the one-call "
                      "student). Default: none for bm25/dense only, else multistep."),
@@ -322,7 +317,7 @@ def qa_command(
     ] = 5,
     max_tokens: Annotated[int, typer.Option(min=1, help="Completion tokens per reader call.")] = 256,
     extractor: Annotated[
-        ExtractorChoice | None,
+        ExtractorName | None,
         typer.Option(help="How the store is built: none (chunks only), multistep or distilled. Default: "
                      "none when every mode is bm25/dense, else multistep."),
     ] = None,
@@ -381,9 +376,9 @@ def kg_command(
     limit: LimitOpt = None,
     distractors: DistractorsOpt = 8,
     extractor: Annotated[
-        ExtractorChoice, typer.Option(help="The extractor whose graph is measured: multistep or distilled "
+        ExtractorName, typer.Option(help="The extractor whose graph is measured: multistep or distilled "
                                       "(none extracts nothing and scores 0).")
-    ] = ExtractorChoice.multistep,
+    ] = ExtractorName.multistep,
     threshold: Annotated[
         float, typer.Option(min=-1.0, max=1.0, help="Cosine similarity at which a gold triple counts as "
                             "covered by its best extracted triple (Distill-SynthKG uses 0.88).")

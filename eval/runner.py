@@ -46,13 +46,13 @@ from eval.metrics import (
     recall_at_k,
     triple_coverage,
 )
-from retrieval.indexes import SearchIndex
 from retrieval.modes import GRAPH_MODES  # noqa: F401  (re-exported: eval.cli reads it from here)
 from retrieval.reader import ReaderMode, answer
 from retrieval.retrievers import Mode, RetrievalParams, make_retriever, retrieve
 from synthkg.config import Settings
 from synthkg.embeddings import Embedder
 from synthkg.extract.base import Extractor
+from synthkg.indexes import SearchIndex
 from synthkg.ingest import ExtractorName, IngestOptions, IngestSummary, ingest
 from synthkg.llm.base import ChatBackend, ChatResult, Message
 from synthkg.model import stable_id

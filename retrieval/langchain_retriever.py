@@ -19,8 +19,8 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, model_validator
 
-from retrieval.indexes import SearchIndex
 from retrieval.retrievers import Mode, RetrievalParams, RetrievalResult, retrieve
+from synthkg.indexes import SearchIndex
 from synthkg.store.base import GraphStore
 
 

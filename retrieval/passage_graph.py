@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import sparse
 
-from retrieval.indexes import SearchIndex, top_k
+from synthkg.indexes import SearchIndex, top_k
 from synthkg.store.base import GraphStore
 
 

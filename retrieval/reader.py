@@ -23,10 +23,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from retrieval.prompts import load_prompt, parse_json_object, parse_numbers
 from retrieval.retrievers import RetrievalResult, RetrievedChunk
 from retrieval.subqueries import bridge_query, rejection
+from synthkg.extract.parse import parse_json_object, parse_numbers
 from synthkg.llm.base import ChatBackend
+from synthkg.prompts import load_prompt
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,9 @@ class TraceStep(BaseModel):
     )
 
 
-class Usage(BaseModel):
+class ReaderUsage(BaseModel):
+    """One answer's LLM calls and tokens (synthkg.llm.cache.Usage counts a whole run, by stage)."""
+
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -73,7 +76,7 @@ class Answer(BaseModel):
     mode: ReaderMode
     citations: list[Citation] = Field(default_factory=list)
     trace: list[TraceStep] = Field(default_factory=list)
-    usage: Usage = Field(default_factory=Usage)
+    usage: ReaderUsage = Field(default_factory=ReaderUsage)
     seconds: float = 0.0
     forced_final: bool = Field(False, description="the answer came from the forced last call")
     warnings: list[str] = Field(default_factory=list)
@@ -273,14 +276,14 @@ class _Session:
     ) -> tuple[dict[str, Any] | None, str]:
         """One model call: the reply parsed as a JSON object (None if it is not one) and its raw text."""
         template = load_prompt(prompt)
-        self.result.prompt_versions[template.name] = template.version
+        self.result.prompt_versions[template.name] = str(template.version)
         values = {"passages": passages, "question": question or self.question}
         if steps is not None:
             values["steps"] = steps
         if "$note" in template.user:
             values["note"] = note
         reply = self.backend.chat(
-            template.messages(**values), json_schema=template.output_schema, max_tokens=self.max_tokens
+            template.render(**values), json_schema=template.schema, max_tokens=self.max_tokens
         )
         usage = self.result.usage
         usage.calls += 1

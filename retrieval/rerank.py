@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from retrieval.prompts import load_prompt, parse_json_object, parse_numbers
 from retrieval.retrievers import Reranker, RetrievedChunk
+from synthkg.extract.parse import parse_json_object, parse_numbers
 from synthkg.llm.base import ChatBackend
+from synthkg.prompts import load_prompt
 
 PASSAGE_CHARS = 600
 
@@ -19,8 +20,8 @@ def llm_reranker(backend: ChatBackend, max_tokens: int = 128) -> Reranker:
             f"[{i}] {' '.join(c.text.split())[:PASSAGE_CHARS]}" for i, c in enumerate(chunks, 1)
         )
         reply = backend.chat(
-            prompt.messages(passages=passages, question=question),
-            json_schema=prompt.output_schema,
+            prompt.render(passages=passages, question=question),
+            json_schema=prompt.schema,
             max_tokens=max_tokens,
         )
         parsed = parse_json_object(reply.text) or {}

@@ -39,9 +39,9 @@ import networkx as nx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from retrieval.indexes import STOPWORDS, SearchIndex, top_k
 from retrieval.modes import MODES, Mode
 from retrieval.passage_graph import PassageGraphParams, passage_graph, score_passages
+from synthkg.indexes import STOPWORDS, SearchIndex, top_k
 from synthkg.model import Chunk, Document, Entity, Proposition, Relation, normalize_name
 from synthkg.store.base import GraphStore
 

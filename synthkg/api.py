@@ -25,11 +25,11 @@ from synthkg.llm.cache import CachedBackend, Usage
 from synthkg.store import GraphStore, StoreError, open_store
 
 if TYPE_CHECKING:
-    from retrieval.indexes import SearchIndex
     from retrieval.reader import Answer, ReaderMode
     from retrieval.retrievers import Mode, RetrievalParams, RetrievalResult
     from synthkg.delete import DeleteResult
     from synthkg.embeddings import Embedder
+    from synthkg.indexes import SearchIndex
     from synthkg.ingest import IngestSummary
     from synthkg.llm.base import ChatBackend
     from synthkg.model import StoreCounts
@@ -118,7 +118,7 @@ class KnowledgeGraph:
         """The search index of the store (raises IndexMismatchError when it was built with another
         embedding model: `synthkg reindex` / `reindex()` rebuilds it)."""
         if self._index is None:
-            from retrieval.indexes import SearchIndex
+            from synthkg.indexes import SearchIndex
 
             self._index = SearchIndex.open(self.settings.index_path(), self.embedder)
         return self._index
@@ -151,7 +151,7 @@ class KnowledgeGraph:
             raise self._empty()
         index = self.index
         if index.size("chunks") == 0:
-            from retrieval.indexes import SearchIndexError
+            from synthkg.indexes import SearchIndexError
 
             if self._being_written():
                 raise SearchIndexError(
@@ -249,8 +249,8 @@ class KnowledgeGraph:
         return result
 
     def _drop_deleted_from_index(self, store: GraphStore, result: DeleteResult) -> None:
-        from retrieval.indexes import MANIFEST_FILE, SearchIndexError
         from synthkg.embeddings import EmbeddingError
+        from synthkg.indexes import MANIFEST_FILE, SearchIndexError
 
         if not (self.settings.index_path() / MANIFEST_FILE).is_file():
             return  # no index yet: nothing to drop
@@ -261,7 +261,7 @@ class KnowledgeGraph:
 
     def reindex(self) -> SearchIndex:
         """Rebuild the search index from the whole store with the configured embedding model."""
-        from retrieval.indexes import SearchIndex
+        from synthkg.indexes import SearchIndex
 
         self._index = SearchIndex.rebuild(self.settings.index_path(), self.embedder, self.store)
         return self._index

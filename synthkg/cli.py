@@ -25,6 +25,7 @@ from synthkg.cli_options import (
     with_llm,
 )
 from synthkg.config import Settings, load_settings
+from synthkg.ingest import ExtractorName
 from synthkg.store import StoreError, open_store
 from training.cli import app as train_app
 
@@ -110,7 +111,8 @@ def config_show(ctx: typer.Context) -> None:
 def models(ctx: typer.Context) -> None:
     """The local models synthkg can run without a server (from PyPI packages) and the shipped student:
     whether each is installed and ready, and how to install it."""
-    from synthkg.llm.factory import DEFAULT_STUDENT, shipped_student_path
+    from synthkg.llm.adapters import shipped_student_path
+    from synthkg.llm.factory import DEFAULT_STUDENT
     from synthkg.llm.local_models import list_local_models
 
     for model in list_local_models(settings_of(ctx).cache_dir):
@@ -363,12 +365,6 @@ def show(
             echo(f"        from: {ev.title or ev.document_id or 'unknown document'}{source}")
 
 
-class ExtractorOption(StrEnum):
-    multistep = "multistep"
-    distilled = "distilled"
-    none = "none"
-
-
 @app.command()
 def ingest(
     ctx: typer.Context,
@@ -377,10 +373,10 @@ def ingest(
         typer.Argument(help="Files or directories: .txt, .md, .json/.jsonl records with id/title/text."),
     ],
     extractor: Annotated[
-        ExtractorOption,
+        ExtractorName,
         typer.Option(help="multistep: the SynthKG teacher workflow (3 calls per chunk); distilled: the "
                      "one-call student; none: store and index chunks only (BM25/dense baselines)."),
-    ] = ExtractorOption.multistep,
+    ] = ExtractorName.multistep,
     backend: BackendOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -461,9 +457,9 @@ def extract(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Extraction records (JSONL), appended to.")],
     extractor: Annotated[
-        ExtractorOption,
+        ExtractorName,
         typer.Option(help="distilled: the one-call student (default); multistep: the teacher workflow."),
-    ] = ExtractorOption.distilled,
+    ] = ExtractorName.distilled,
     backend: BackendOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -490,7 +486,7 @@ def extract(
     from synthkg.llm.cache import Usage
     from synthkg.loaders import load_documents
 
-    if extractor == ExtractorOption.none:
+    if extractor == ExtractorName.none:
         fail("--extractor none extracts nothing: use `synthkg ingest --extractor none` for chunks only")
     settings = with_llm(settings_of(ctx), backend, model, base_url, engine=engine, slots=slots)
     loaded = load_documents(paths, limit=limit)
@@ -532,8 +528,8 @@ def extract(
 
 def _guard(action: Any) -> Any:
     """Run `action`, turning the errors a user can cause or fix into one line without a traceback."""
-    from retrieval.indexes import SearchIndexError
     from synthkg.embeddings import EmbeddingError
+    from synthkg.indexes import SearchIndexError
     from synthkg.llm.base import LLMError, as_sentence
 
     try:

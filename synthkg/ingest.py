@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
@@ -28,6 +29,7 @@ from synthkg.config import Settings, redact_url
 from synthkg.extract.base import ExtractionResult, Extractor
 from synthkg.extract.distilled import DistilledExtractor, StudentPrompt, load_student_prompt
 from synthkg.extract.to_records import document_records
+from synthkg.indexes import SearchIndex
 from synthkg.llm.base import ChatBackend, ChatResult, LLMError, Message, accepts, as_sentence
 from synthkg.llm.cache import CachedBackend, Usage
 from synthkg.loaders import load_documents
@@ -40,7 +42,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ExtractorName = Literal["multistep", "distilled", "none"]
+
+
+class ExtractorName(StrEnum):
+    """The extractors by name (CLI choices too): the SynthKG teacher workflow, the one-call distilled
+    student, or none (chunks only, for BM25 and dense retrieval)."""
+
+    multistep = "multistep"
+    distilled = "distilled"
+    none = "none"
+
+
 # A retried failed chunk is re-asked with some sampling: at temperature 0 the cache (and the model)
 # would hand back the very answer that failed.
 RETRY_TEMPERATURE = 0.4
@@ -492,11 +504,6 @@ def _update_index(
     store: GraphStore, settings: Settings, embedder: Embedder | None, *, progress: bool = False
 ) -> None:
     """Bring the retrieval indexes up to date with the store (embeds only what is new)."""
-    try:
-        from retrieval.indexes import SearchIndex
-    except ImportError:  # retrieval is part of the distribution; a partial install just skips this
-        log.warning("retrieval package not importable: indexes not updated (run `synthkg reindex`)")
-        return
     if embedder is None:
         from synthkg.embeddings import make_embedder
 

@@ -136,6 +136,19 @@ class Entity(Record):
             description=description,
         )
 
+    def merged_with(self, newer: Entity) -> Entity:
+        """This entity updated by a newer record of the same id: the newer name, type and description
+        win, except that an empty type or description keeps this one's; aliases are united (sorted, the
+        name left out). Both stores fold repeated entity records with this one rule."""
+        return Entity(
+            id=newer.id,
+            name=newer.name,
+            normalized_name=newer.normalized_name,
+            type=newer.type or self.type,
+            aliases=tuple(sorted((set(self.aliases) | set(newer.aliases)) - {newer.name})),
+            description=newer.description or self.description,
+        )
+
 
 class Proposition(Record):
     """A self-contained sentence stating one fact, found in one chunk."""

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from langchain_core.language_models import FakeListChatModel
 
-from retrieval.indexes import IndexMismatchError, SearchIndex
-from retrieval.prompts import load_prompt
 from synthkg.api import EmptyStoreError, KnowledgeGraph
 from synthkg.config import Settings
+from synthkg.indexes import IndexMismatchError, SearchIndex
 from synthkg.model import GraphBatch
+from synthkg.prompts import load_prompt
 from synthkg.store.embedded import EmbeddedStore
 from tests.fakes import RecordedCall, ScriptedChatModel
 from tests.retrieval.corpus import QUESTION, SUPPORT_A, SUPPORT_B, build_batch, chunk_id_of

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from retrieval.indexes import SearchIndex
 from synthkg.api import KnowledgeGraph
 from synthkg.cli import app
 from synthkg.config import Settings
 from synthkg.delete import UnknownDocumentError
+from synthkg.indexes import SearchIndex
 from synthkg.model import Document, GraphBatch, StoreCounts
 from synthkg.store.embedded import EmbeddedStore
 from tests.retrieval.corpus import build_batch, chunk_id_of

@@ -359,10 +359,9 @@ def export_gguf(
 ) -> None:
     """Export a LoRA adapter over a GGUF base for llama.cpp (e.g. `llama-server -m BASE.gguf --lora
     OUT.gguf`). `synthkg ingest --extractor distilled` does this by itself on the llamacpp backend."""
+    from synthkg.llm.adapters import adapter_config, export_lora_gguf
     from synthkg.llm.base import LLMError
     from synthkg.llm.local_models import resolve_model_path
-    from training.gguf_adapter import export_lora_gguf
-    from training.student import adapter_config
 
     try:
         base = adapter_config(adapter).get("base_model_name_or_path") or ""

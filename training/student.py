@@ -14,7 +14,6 @@ on first use.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -27,6 +26,8 @@ from typing import Any
 from filelock import FileLock
 
 from synthkg.config import default_cache_dir
+from synthkg.llm.adapters import AdapterError
+from synthkg.llm.adapters import adapter_config as read_adapter_config
 from synthkg.llm.base import LLMError
 from synthkg.llm.local_models import LOCAL_MODELS, resolve_model_path
 from synthkg.model import content_hash
@@ -162,17 +163,11 @@ def load_model(ref: BaseModelRef, cache_dir: Path | None = None, threads: int | 
 
 
 def adapter_config(adapter_dir: str | Path) -> dict[str, Any]:
-    """The adapter folder's adapter_config.json (peft's LoRA settings and the base it was trained for)."""
-    path = Path(adapter_dir) / "adapter_config.json"
-    if not path.is_file():
-        raise TrainingError(f"not a LoRA adapter folder (no adapter_config.json): {adapter_dir}")
+    """The adapter folder's adapter_config.json (read by synthkg.llm.adapters); errors as TrainingError."""
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TrainingError(f"unreadable adapter config {path}: {exc}") from None
-    if not isinstance(config, dict):
-        raise TrainingError(f"unreadable adapter config {path}: not a JSON object")
-    return config
+        return read_adapter_config(adapter_dir)
+    except AdapterError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 def check_adapter(adapter_dir: str | Path, ref: BaseModelRef) -> dict[str, Any]:

@@ -10,7 +10,7 @@ A setting is NAME=EXTRACTOR:MODEL:ENGINE:SLOTS[:LOAD[:THREADS]]: the extractor (
 the model (a student adapter folder, or a local model for multistep), the llama.cpp engine (python:
 llama-cpp-python in process; server: llama-server), the sequences in flight, optionally LOAD busy
 processes running beside it (what a shared machine does to it) and the threads llama.cpp uses (default:
-one per core). The first setting is the baseline of the ratios.
+one per core). The ratios are to --baseline (default: the first setting), measured in the same run.
 
 Per setting, with a fresh call cache and after one warm-up call (model loaded, server started): every
 chunk of the passages is extracted to records with SLOTS documents in flight; the wall time of that is
@@ -171,6 +171,17 @@ def score(name: str, records: Path, dataset: Dataset, work: Path, embedder: Embe
             "triples": len(triples.all), "failed_chunks": failed}, triples
 
 
+def add_ratios(rows: list[dict[str, Any]], baseline: str) -> None:
+    """Each row's passages per hour and completion tokens per passage as multiples of the `baseline`
+    setting's, measured in the same run."""
+    base = next(r for r in rows if r["setting"]["name"] == baseline)
+    for row in rows:
+        row["ratio_passages_per_hour"] = round(row["passages_per_hour"] / base["passages_per_hour"], 2)
+        row["ratio_completion_tokens"] = round(
+            row["completion_tokens_per_passage"] / base["completion_tokens_per_passage"], 2
+        )
+
+
 @app.command()
 def main(
     dataset: Annotated[Path, typer.Option(help="A dataset folder (dev.json + corpus.json).")],
@@ -186,8 +197,13 @@ def main(
     keep_records: Annotated[
         Path | None, typer.Option(help="Copy each setting's records into this folder.")
     ] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help="The setting the ratios are to (default: the first).")
+    ] = None,
 ) -> None:
     settings_list = [Setting.parse(s) for s in setting]
+    if baseline is not None and baseline not in {s.name for s in settings_list}:
+        raise typer.BadParameter(f"--baseline {baseline!r} names no --setting")
     data = load_dataset(dataset).first_questions_within(passages)
     chunks = sum(len(chunk_text(p.text)) for p in data.passages)
     embedder = MemoEmbedder(make_embedder(Settings().embedding))
@@ -201,6 +217,9 @@ def main(
         for item in settings_list:
             typer.echo(f"--- {item.name}: {item}")
             row, records = run_setting(item, data, work, cache_root)
+            if keep_records is not None:  # before scoring: the extraction is the costly part
+                keep_records.mkdir(parents=True, exist_ok=True)
+                (keep_records / records.name).write_bytes(records.read_bytes())
             quality, graphs[item.name] = score(item.name, records, data, work, embedder, threshold)
             row |= quality | {"records": records.name}
             rows.append(row)
@@ -208,13 +227,11 @@ def main(
             # A long run keeps what it measured so far if a later setting fails.
             partial = {"benchmark": "throughput", "partial": True, "dataset": str(dataset), "settings": rows}
             path.write_text(json.dumps(partial, indent=1), encoding="utf-8")
-            if keep_records is not None:
-                keep_records.mkdir(parents=True, exist_ok=True)
-                (keep_records / records.name).write_bytes(records.read_bytes())
-        if teacher_records is None:
-            source = next((r for r in rows if r["setting"]["extractor"] == "multistep"), None)
-            if source is None:
-                raise typer.BadParameter("give --teacher-records or a multistep setting")
+        source = next((r for r in rows if r["setting"]["extractor"] == "multistep"), None)
+        if teacher_records is None and source is None:
+            # No teacher graph: speed and coverage only; the kept records can be scored against one later.
+            teacher, teacher_triples, teacher_name = None, None, None
+        elif teacher_records is None:
             teacher_records = work / source["records"]
             teacher = {k: source[k] for k in ("kg_coverage", "triples", "failed_chunks")}
             teacher_triples = graphs[source["setting"]["name"]]
@@ -222,16 +239,11 @@ def main(
         else:
             teacher, teacher_triples = score("teacher", teacher_records, data, work, embedder, threshold)
             teacher_name = str(teacher_records)
-        for row in rows:
+        for row in rows if teacher_triples is not None else []:
             row["agreement_with_teacher"] = agreement(
                 graphs[row["setting"]["name"]], teacher_triples, embedder, threshold
             )
-    base = rows[0]
-    for row in rows:
-        row["ratio_passages_per_hour"] = round(row["passages_per_hour"] / base["passages_per_hour"], 2)
-        row["ratio_completion_tokens"] = round(
-            row["completion_tokens_per_passage"] / base["completion_tokens_per_passage"], 2
-        )
+    add_ratios(rows, baseline or rows[0]["setting"]["name"])
     result = {
         "benchmark": "throughput",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -239,10 +251,10 @@ def main(
         "questions": len(data.questions),
         "passages": len(data.passages),
         "chunks": chunks,
-        "teacher": {"records": teacher_name, **teacher},
+        "teacher": None if teacher is None else {"records": teacher_name, **teacher},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_avg_1m_at_end": os.getloadavg()[0]},
-        "baseline": base["setting"]["name"],
+        "baseline": baseline or rows[0]["setting"]["name"],
         "settings": rows,
     }
     path.write_text(json.dumps(result, indent=1), encoding="utf-8")

@@ -125,7 +125,7 @@ _ECHO_CHARS = 2000
 
 
 @dataclass
-class Answer:
+class ParsedAnswer:
     value: BaseModel | None
     errors: list[ParseError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # problems a usable answer had (see parse_answer)
@@ -140,7 +140,7 @@ def ask(
     max_attempts: int = 2,
     constrain: Constrain = "always",
     max_tokens: int | None = None,
-) -> Answer:
+) -> ParsedAnswer:
     """Ask for `prompt`'s JSON answer, parse it strictly, and after an unusable answer re-ask (up to
     `max_attempts` calls in all) with the problem stated: a retry is always a different request, so a
     call cache never hands back the same bad answer. `constrain` "always" requests the JSON schema on
@@ -149,7 +149,7 @@ def ask(
     base = prompt.render(**variables)
     messages = base
     budget = max_tokens or prompt.max_tokens
-    answer = Answer(value=None)
+    answer = ParsedAnswer(value=None)
     repair = load_prompt("repair")
     for attempt in range(max_attempts):
         constrained = constrain == "always" or attempt > 0

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from rouge_score import rouge_scorer
 
-from synthkg.extract.base import Answer, Constrain, ExtractionResult, ask, with_quadruple_entities
+from synthkg.extract.base import Constrain, ExtractionResult, ParsedAnswer, ask, with_quadruple_entities
 from synthkg.extract.entity_types import normalize_type
 from synthkg.extract.parse import DecontextualizedText, EntityList, QuadrupleList
 from synthkg.extract.schema import ChunkGraph, ExtractedEntity, Quadruple
@@ -78,7 +78,7 @@ class MultiStepExtractor:
         """The prompt of each stage, for records."""
         return {stage: prompt.version_tag for stage, prompt in self.prompts.items()}
 
-    def _ask(self, stage: str, **variables: str) -> Answer:
+    def _ask(self, stage: str, **variables: str) -> ParsedAnswer:
         return ask(
             self.backend,
             self.prompts[stage],
@@ -92,7 +92,7 @@ class MultiStepExtractor:
     def extract(self, chunk_text: str, previous_chunk: str | None = None) -> ExtractionResult:
         issues: list[str] = []
 
-        def note(stage: str, answer: Answer) -> None:
+        def note(stage: str, answer: ParsedAnswer) -> None:
             issues.extend(f"{stage}:{e.reason}: {e.detail}" for e in answer.errors)
 
         text, kept, score = chunk_text, False, None

@@ -3,7 +3,9 @@
 Tolerated: code fences and prose around the JSON, a bare JSON array where the model has exactly one list
 field, whitespace around values, duplicate items (removed) and list items with an empty required field
 (dropped). Everything else that does not validate is a `ParseError` whose `reason` tells the caller how
-to retry: "empty", "no_json", "invalid_json", "truncated", "repetition" or "schema"."""
+to retry: "empty", "no_json", "invalid_json", "truncated", "repetition" or "schema". The reader's replies,
+whose shape its code checks, use the same search for JSON through `parse_json_object`: one lenient parser
+for every LLM answer."""
 
 from __future__ import annotations
 
@@ -134,6 +136,38 @@ def _periodic_run(
 
 
 # --- finding the JSON -------------------------------------------------------------------------------
+
+def parse_json_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object in a reply whose shape the caller checks itself (the reader's steps): found
+    as parse_output finds one (fenced blocks first, then in prose; a missing last bracket restored), or
+    None when there is none."""
+    candidates, _ = _json_candidates(text, arrays=False, finished=True)
+    for candidate in candidates:
+        try:
+            value = json.loads(candidate)
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def parse_numbers(value: Any) -> list[int]:
+    """Integers from a model's list of numbers, however written: [1, 2], ["1", "[2]"], "1, 3"; each once,
+    in order."""
+    items = value if isinstance(value, list) else [value]
+    numbers: list[int] = []
+    for item in items:
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int):
+            numbers.append(item)
+        elif isinstance(item, float) and item.is_integer():
+            numbers.append(int(item))
+        elif isinstance(item, str):
+            numbers.extend(int(n) for n in re.findall(r"\d+", item))
+    return list(dict.fromkeys(numbers))
+
 
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|"|[{}\[\]]', re.DOTALL)

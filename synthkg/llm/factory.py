@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from synthkg.config import LLMSettings
+from synthkg.llm.adapters import adapter_config, shipped_student_path
 from synthkg.llm.base import ChatBackend, ChatResult, LLMError, Message
 from synthkg.llm.local_models import LOCAL_MODELS
 
@@ -85,14 +86,6 @@ def make_llamacpp_backend(
 DEFAULT_STUDENT = "synthkg-student"
 
 
-def shipped_student_path() -> Path:
-    """The default distilled extractor: a LoRA adapter for Qwen2.5-Coder-0.5B shipped in the package (the
-    SmolLM2-135M one beside it is smaller and CPU-retrainable, but extracts about a third as well)."""
-    import training
-
-    return Path(training.__file__).resolve().parent / "adapters" / "qwen2.5-coder-0.5b-synthkg"
-
-
 def student_path(settings: LLMSettings) -> Path:
     """The student folder `settings.model` names: "synthkg-student" (also used when the setting names a
     local teacher model, i.e. no student was named) is the shipped adapter."""
@@ -121,13 +114,7 @@ def make_student_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
         "repeat_penalty": settings.repeat_penalty,
     }
     if (path / "adapter_config.json").is_file():
-        from training.errors import TrainingError
-        from training.student import adapter_config
-
-        try:
-            base = adapter_config(path).get("base_model_name_or_path")
-        except TrainingError as exc:  # e.g. malformed JSON: a user error, not a traceback
-            raise LLMError(str(exc)) from exc
+        base = adapter_config(path).get("base_model_name_or_path")
         if not base:
             raise LLMError(f"{path / 'adapter_config.json'} names no base model (base_model_name_or_path)")
         if settings.backend != "hf" and (base in LOCAL_MODELS or str(base).endswith(".gguf")):

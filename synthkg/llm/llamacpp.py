@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from synthkg.llm.adapters import AdapterError, export_lora_gguf
 from synthkg.llm.base import ChatResult, LLMError, Message
 from synthkg.llm.local_models import adapter_fingerprint, default_threads, resolve_model_path
 
@@ -177,14 +178,8 @@ def exported_adapter(adapter: Path, base: Path, cache_dir: Path) -> Path:
     if target.is_file():
         return target
     try:
-        from training.errors import TrainingError
-        from training.gguf_adapter import export_lora_gguf
-    except ImportError as exc:
-        raise LLMError(
-            f"exporting the adapter {adapter} for llama.cpp needs gguf and safetensors: "
-            f"pip install 'synthkg[train]' ({exc})"
-        ) from exc
-    try:
         return export_lora_gguf(adapter, base, target)
-    except (TrainingError, OSError, ValueError, KeyError) as exc:
-        raise LLMError(f"could not export the adapter {adapter} for llama.cpp: {exc}") from exc
+    except AdapterError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise AdapterError(f"could not export the adapter {adapter} for llama.cpp: {exc}") from exc

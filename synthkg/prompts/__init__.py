@@ -5,13 +5,15 @@ cache and run records), `description`, `system`, a `user` template with `$placeh
 (string.Template: a literal dollar sign is `$$`), optional `[[examples]]` (each `output` plus the
 `[examples.vars]` that fill the user template; rendered as earlier chat turns), `output_model` (the
 pydantic model the answer must validate against, as "module:Class"; its JSON schema is the prompt's
-schema), optional `output_format` ("json", the default, or "lines": the line format of a ChunkGraph in
-`synthkg.extract.lines`), optional `max_tokens` for the answer and optional `[hints]` (named snippets for
-the code)."""
+schema) or `output_schema` (a JSON schema as text, for answers the calling code checks itself, e.g. the
+reader's either-or step), optional `output_format` ("json", the default, or "lines": the line format of a
+ChunkGraph in `synthkg.extract.lines`), optional `max_tokens` for the answer and optional `[hints]` (named
+snippets for the code). The extractor's, reader's and re-ranker's prompts all live here."""
 
 from __future__ import annotations
 
 import importlib
+import json
 import tomllib
 from functools import cache, cached_property
 from importlib import resources
@@ -44,9 +46,15 @@ class Prompt(BaseModel):
     user: str
     examples: tuple[Example, ...] = ()
     output_model: str | None = None
+    output_schema: dict[str, Any] | None = None
     output_format: Literal["json", "lines"] = "json"
     max_tokens: int | None = Field(None, ge=1)
     hints: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("output_schema", mode="before")
+    @classmethod
+    def _schema_from_text(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
 
     @field_validator("user")
     @classmethod
@@ -54,6 +62,12 @@ class Prompt(BaseModel):
         if not Template(user).is_valid():
             raise ValueError("invalid $placeholder (write a literal dollar sign as $$)")
         return user
+
+    @model_validator(mode="after")
+    def _one_output_declaration(self) -> Prompt:
+        if self.output_model is not None and self.output_schema is not None:
+            raise ValueError("give output_model or output_schema, not both")
+        return self
 
     @model_validator(mode="after")
     def _examples_fill_template(self) -> Prompt:
@@ -92,6 +106,8 @@ class Prompt(BaseModel):
     @cached_property
     def schema(self) -> dict[str, Any]:
         """The JSON schema of the answer (to request or constrain JSON output)."""
+        if self.output_schema is not None:
+            return self.output_schema
         return self.model.model_json_schema()
 
     def render(self, **variables: str) -> list[Message]:

@@ -126,19 +126,6 @@ def _adds_nothing(old: Entity, new: Entity) -> bool:
     )
 
 
-def _merge_entity(old: Entity, new: Entity) -> Entity:
-    """`new` wins, except that aliases are united and an empty type/description keeps the old one."""
-    name = new.name
-    return Entity(
-        id=new.id,
-        name=name,
-        normalized_name=new.normalized_name,
-        type=new.type or old.type,
-        aliases=tuple(sorted((set(old.aliases) | set(new.aliases)) - {name})),
-        description=new.description or old.description,
-    )
-
-
 class _MemoryGraph:
     """The graph in memory with the indexes that keep every read from scanning. Knows nothing of disk."""
 
@@ -189,7 +176,7 @@ class _MemoryGraph:
         else:
             if _adds_nothing(old, entity):
                 return
-            entity = _merge_entity(old, entity)
+            entity = old.merged_with(entity)
             for key in _name_keys(old):
                 _unlink(self.by_name, key, old.id)
         self.entities[entity.id] = entity

@@ -586,19 +586,12 @@ def _last_by_id(records: Iterable[_Keyed]) -> list[_Keyed]:
 
 
 def _merge_entities(entities: Iterable[Entity]) -> list[Entity]:
-    """Fold repeated ids within one batch the way the store folds them across batches."""
+    """Fold repeated ids within one batch by the model's rule (Entity.merged_with), which
+    UPSERT_ENTITIES applies across batches (aliases read back sorted, without the name)."""
     merged: dict[str, Entity] = {}
     for e in entities:
         old = merged.get(e.id)
-        if old is not None:
-            e = e.model_copy(
-                update={
-                    "type": e.type or old.type,
-                    "description": e.description or old.description,
-                    "aliases": old.aliases + tuple(a for a in e.aliases if a not in old.aliases),
-                }
-            )
-        merged[e.id] = e
+        merged[e.id] = e if old is None else old.merged_with(e)
     return list(merged.values())
 
 

@@ -26,13 +26,13 @@ from eval.runner import (
     to_passages,
     write_result,
 )
-from retrieval.indexes import SearchIndex
-from retrieval.prompts import load_prompt
 from retrieval.retrievers import retrieve
 from synthkg.config import Settings, StoreSettings
+from synthkg.indexes import SearchIndex
 from synthkg.llm.base import ChatResult
 from synthkg.llm.cache import CachedBackend
 from synthkg.model import Document
+from synthkg.prompts import load_prompt
 from synthkg.store.embedded import EmbeddedStore
 from tests.eval.conftest import SAMPLE_DIR
 from tests.fakes import RecordedCall, ScriptedChatModel

@@ -11,7 +11,7 @@ import pytest
 import typer
 
 from eval.bench_tables import throughput_table
-from eval.benchmarks.throughput_bench import Setting, run_setting, score
+from eval.benchmarks.throughput_bench import Setting, add_ratios, run_setting, score
 from eval.datasets import load_dataset
 from synthkg.prompts import load_prompt
 from tests.eval.conftest import SAMPLE_DIR
@@ -81,3 +81,14 @@ def test_the_readme_table_comes_from_the_newest_result(tmp_path: Path) -> None:
     assert table is not None and "2026-12-03" in table and "| half |" not in table and "| a |" not in table
     expected = "| fast | distilled `fast` | server, 4 | 1,200 | 7.50x | 300 | 40.0 | 12.3 | 0 | 1 / 53 | 0.41"
     assert expected in table
+
+
+def test_ratios_are_to_the_named_baseline() -> None:
+    def row(name: str, per_hour: float, tokens: float) -> dict[str, object]:
+        return {"setting": {"name": name}, "passages_per_hour": per_hour,
+                "completion_tokens_per_passage": tokens}
+
+    rows = [row("teacher", 60.0, 700.0), row("current", 120.0, 540.0), row("lines", 600.0, 180.0)]
+    add_ratios(rows, "current")
+    assert [r["ratio_passages_per_hour"] for r in rows] == [0.5, 1.0, 5.0]
+    assert [r["ratio_completion_tokens"] for r in rows] == [1.3, 1.0, 0.33]

@@ -82,7 +82,7 @@ def test_a_student_trained_on_another_prompt_is_asked_with_it(tmp_path: Path) ->
 
 
 def test_the_shipped_student_records_the_prompt_it_was_trained_on() -> None:
-    from synthkg.llm.factory import shipped_student_path
+    from synthkg.llm.adapters import shipped_student_path
 
     recorded = load_student_prompt(shipped_student_path())
     assert recorded is not None

@@ -14,6 +14,8 @@ from synthkg.extract.parse import (
     QuadrupleList,
     find_repetition,
     normalize,
+    parse_json_object,
+    parse_numbers,
     parse_output,
 )
 from synthkg.extract.schema import ExtractedEntity, Quadruple
@@ -319,3 +321,33 @@ def test_arbitrary_text_raises_only_parse_error(text: str, model: type, finish_r
 def test_deeply_nested_input_is_a_parse_error() -> None:
     with pytest.raises(ParseError):
         parse_output('{"entities": ' + "[" * 100_000 + "]" * 100_000 + "}", EntityList)
+
+
+no_fence = st.text(alphabet=st.characters(blacklist_characters="`"), max_size=12)  # a ``` inside is a fence
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | no_fence,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(no_fence, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300)
+@given(
+    reply=st.dictionaries(no_fence, json_values, max_size=5),
+    before=prose, after=prose, fenced=st.booleans(),
+)
+def test_a_reader_reply_object_is_found_in_prose_or_a_fence(
+    reply: dict, before: str, after: str, fenced: bool
+) -> None:
+    body = json.dumps(reply, ensure_ascii=False)
+    if fenced:
+        body = f"```json\n{body}\n```"
+    assert parse_json_object(before + body + after) == reply
+
+
+def test_reader_reply_edge_cases() -> None:
+    assert parse_json_object('{"bad": } then {"answer": {"nested": 1}}') == {"answer": {"nested": 1}}
+    assert parse_json_object('{"answer": "x", "citations": [1]') == {"answer": "x", "citations": [1]}
+    assert parse_json_object("[1, 2]") is None and parse_json_object("no json here") is None
+    assert parse_numbers([1, "2", "[3, 1]", 2.0, True, "none"]) == [1, 2, 3]
+    assert parse_numbers("1, 3") == [1, 3]

@@ -13,11 +13,27 @@ from synthkg.prompts import Prompt, PromptError, load_prompt, prompt_names
 
 EXTRACTION_PROMPTS = ["decontextualize", "entities", "quadruples", "one_call"]  # JSON answers
 LINE_PROMPTS = ["one_call_lines"]
+READER_PROMPTS = ["reader_single", "reader_iterate", "reader_intermediate", "reader_final", "rerank"]
 VERSION_LOCK = Path(__file__).with_name("prompt_versions.json")
 
 
 def test_every_prompt_file_is_listed() -> None:
-    assert set(EXTRACTION_PROMPTS) | set(LINE_PROMPTS) | {"repair"} == set(prompt_names())
+    listed = set(EXTRACTION_PROMPTS) | set(LINE_PROMPTS) | set(READER_PROMPTS) | {"repair"}
+    assert listed == set(prompt_names())
+
+
+@pytest.mark.parametrize("name", READER_PROMPTS)
+def test_reader_prompt_renders_with_its_inline_schema(name: str) -> None:
+    prompt = load_prompt(name)
+    assert prompt.output_model is None and prompt.schema["type"] == "object"
+    values = {v: f"<{v}>" for v in prompt.variables}
+    messages = prompt.render(**values)
+    assert messages[0]["role"] == "system" and all(f"<{v}>" in messages[-1]["content"] for v in values)
+
+
+def test_a_prompt_declares_one_output() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        Prompt(name="x", version=1, user="$a", output_model="m:C", output_schema='{"type": "object"}')
 
 
 @pytest.mark.parametrize("name", LINE_PROMPTS)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.indexes import SearchIndex
 from synthkg.embeddings import SentenceTransformerEmbedder
+from synthkg.indexes import SearchIndex
 from synthkg.model import GraphBatch
 from synthkg.store.embedded import EmbeddedStore
 from tests.retrieval.corpus import build_batch

@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-from retrieval.indexes import tokenize
+from synthkg.indexes import tokenize
 
 
 class HashingEmbedder:

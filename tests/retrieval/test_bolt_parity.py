@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.indexes import SearchIndex
 from retrieval.retrievers import MODES, retrieve
 from synthkg.embeddings import SentenceTransformerEmbedder
+from synthkg.indexes import SearchIndex
 from synthkg.store.neo4j import Neo4jStore
 from tests.retrieval.conftest import Corpus
 from tests.retrieval.corpus import QUESTION, build_batch

@@ -14,10 +14,10 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from pydantic import ValidationError
 
-from retrieval.indexes import SearchIndex
 from retrieval.langchain_retriever import SynthKGRetriever
 from synthkg.api import KnowledgeGraph
 from synthkg.config import Settings
+from synthkg.indexes import SearchIndex
 from synthkg.model import GraphBatch
 from synthkg.store.embedded import EmbeddedStore
 from tests.retrieval.corpus import QUESTION, SUPPORT_A, SUPPORT_B, build_batch, chunk_id_of

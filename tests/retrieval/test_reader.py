@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from retrieval.prompts import load_prompt, parse_json_object
 from retrieval.reader import answer
 from retrieval.retrievers import RetrievalResult, RetrievedChunk, make_retriever
+from synthkg.prompts import load_prompt
 from tests.fakes import RecordedCall, ScriptedChatModel
 from tests.retrieval.conftest import Corpus
 from tests.retrieval.corpus import QUESTION, SUPPORT_A, SUPPORT_B, chunk_id_of
@@ -294,12 +294,6 @@ def test_passages_are_cut_to_the_context_budget() -> None:
     assert "[10] word" in prompt and prompt.count("...") == 10
     assert [c.number for c in result.citations] == [10]
 
-
-def test_json_parsing_is_lenient() -> None:
-    assert parse_json_object('Sure.\n```json\n{"answer": "x"}\n```') == {"answer": "x"}
-    assert parse_json_object('{"bad": } then {"answer": {"nested": 1}}') == {"answer": {"nested": 1}}
-    assert parse_json_object("[1, 2]") is None
-    assert parse_json_object("no json here") is None
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.indexes import SearchIndex
 from retrieval.rerank import llm_reranker
 from retrieval.retrievers import (
     MODES,
@@ -20,6 +19,7 @@ from retrieval.retrievers import (
     render_path,
     retrieve,
 )
+from synthkg.indexes import SearchIndex
 from synthkg.model import Entity, Relation
 from synthkg.store.embedded import EmbeddedStore
 from tests.fakes import ScriptedChatModel

@@ -93,11 +93,13 @@ def test_entity_upsert_merges_aliases_and_keeps_type_and_description(graph_store
     assert merged.description == "mathematician"
     assert graph_store.counts().entities == 1
     # a non-empty type replaces the old one; the aliases stay united
-    graph_store.upsert_entities([Entity.create("Ada Lovelace", "writer")])
+    writer = Entity.create("Ada Lovelace", "writer")
+    graph_store.upsert_entities([writer])
     updated = graph_store.get_entity(first.id)
     assert updated is not None
     assert updated.type == "writer"
     assert set(updated.aliases) == {"Ada", "Countess of Lovelace"}
+    assert updated == first.merged_with(again).merged_with(writer)  # the model's one rule
     # a merged alias is searchable
     assert ids(graph_store.find_entities("countess of lovelace")) == {first.id}
 
@@ -108,6 +110,7 @@ def test_same_entity_twice_in_one_batch_merges(graph_store: GraphStore) -> None:
     graph_store.write(GraphBatch(entities=[one, two]))
     assert graph_store.counts().entities == 1
     assert {"Amazing Grace", "Grandma COBOL"} <= set(graph_store.get_entity(one.id).aliases)  # type: ignore[union-attr]
+    assert graph_store.get_entity(one.id) == one.merged_with(two)  # the same rule within a batch
 
 
 # --- lookups ----------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def test_help_describes_the_options() -> None:
 
 
 def test_export_gguf_writes_a_llama_cpp_adapter_or_says_why_not(tmp_path: Path) -> None:
-    from synthkg.llm.factory import shipped_student_path
+    from synthkg.llm.adapters import shipped_student_path
 
     result = runner.invoke(app, ["export-gguf", str(shipped_student_path()), "-o", str(tmp_path / "s.gguf")])
     assert result.exit_code == 0, result.output

@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 
 from synthkg.config import default_cache_dir
-from synthkg.llm.factory import shipped_student_path
+from synthkg.llm.adapters import AdapterError, export_lora_gguf, shipped_student_path
 from synthkg.llm.local_models import resolve_model_path
-from training.errors import TrainingError
-from training.gguf_adapter import export_lora_gguf
 
 
 def _adapter_copy(tmp_path: Path, **config_changes: object) -> Path:
@@ -36,7 +34,7 @@ def _adapter_copy(tmp_path: Path, **config_changes: object) -> Path:
 def test_adapters_llama_cpp_cannot_hold_are_refused(
     tmp_path: Path, change: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(TrainingError, match=message):
+    with pytest.raises(AdapterError, match=message):
         export_lora_gguf(_adapter_copy(tmp_path, **change), tmp_path / "base.gguf", tmp_path / "out.gguf")
     assert not (tmp_path / "out.gguf").exists()
 
@@ -44,7 +42,7 @@ def test_adapters_llama_cpp_cannot_hold_are_refused(
 def test_missing_weights_are_refused(tmp_path: Path) -> None:
     folder = _adapter_copy(tmp_path)
     (folder / "adapter_model.safetensors").unlink()
-    with pytest.raises(TrainingError, match=r"no adapter_model\.safetensors"):
+    with pytest.raises(AdapterError, match=r"no adapter_model\.safetensors"):
         export_lora_gguf(folder, tmp_path / "base.gguf", tmp_path / "out.gguf")
 
 

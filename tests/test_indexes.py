@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.indexes import (
+from synthkg.indexes import (
     MANIFEST_FILE,
     IndexMismatchError,
     SearchIndex,
@@ -211,7 +211,7 @@ def test_large_sections_are_embedded_in_blocks_with_progress(
         store.write(batch)
         reference = SearchIndex.open(tmp_path / "one", whole)
         reference.update(store)
-        monkeypatch.setattr("retrieval.indexes.EMBED_BLOCK", 4)
+        monkeypatch.setattr("synthkg.indexes.EMBED_BLOCK", 4)
         blocks = HashingEmbedder()
         index = SearchIndex.open(tmp_path / "blocks", blocks)
         index.update(store, progress=True)
