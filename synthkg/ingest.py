@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer
 from tqdm.auto import tqdm
 
 from synthkg.chunking import DEFAULT_MAX_TOKENS, approx_token_count, chunk_text
@@ -64,7 +64,8 @@ class IngestError(RuntimeError):
 
 
 class IngestOptions(BaseModel):
-    extractor: ExtractorName = "multistep"
+    # Serialized as its plain name, whether given as the enum or as a string (model_copy does not validate).
+    extractor: Annotated[ExtractorName, PlainSerializer(str)] = ExtractorName.multistep
     limit: int | None = Field(None, ge=1, description="ingest at most this many documents")
     retry_failed: bool = Field(False, description="re-extract chunks that failed in an earlier run")
     force: bool = Field(False, description="re-extract unchanged documents too (cached calls are free)")

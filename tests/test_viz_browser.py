@@ -55,6 +55,7 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("synthkg.llm.factory.make_backend", lambda *_: citing_model())
 
 
+CONSOLE: list[str] = []  # the page's console messages in the last run (why a page was not drawn)
 BUDGETS_MS = (5000, 20000, 60000)  # virtual time; a loaded CI machine once needed more than 5 s
 
 
@@ -63,11 +64,13 @@ def browse(chromium: str, page: Path, tmp_path: Path, *args: str, budget_ms: int
     command = [
         chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-extensions", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
+        "--disable-extensions", "--hide-scrollbars", "--enable-logging=stderr", "--v=0",
+        f"--user-data-dir={tmp_path / 'profile'}",
         f"--window-size={WINDOW[0]},{WINDOW[1]}", f"--virtual-time-budget={budget_ms}", *args, page.as_uri(),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
+    CONSOLE[:] = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     return done.stdout
 
 
@@ -83,6 +86,8 @@ def draw(chromium: str, page: Path, tmp_path: Path) -> tuple[str, dict[str, str]
         attributes = dict(re.findall(r'([\w-]+)="([^"]*)"', graph.group(0)))
         if attributes.get("data-drawn") == "true":
             break
+    else:
+        pytest.fail(f"{page.name} was never drawn; the page's console: {CONSOLE[-20:]}")
     shot = tmp_path / f"{page.stem}.png"
     browse(chromium, page, tmp_path, f"--screenshot={shot}", budget_ms=budget)
     assert shot.is_file()
