@@ -202,7 +202,8 @@ def main(
     ] = None,
 ) -> None:
     settings_list = [Setting.parse(s) for s in setting]
-    if baseline is not None and baseline not in {s.name for s in settings_list}:
+    baseline = baseline or settings_list[0].name
+    if baseline not in {s.name for s in settings_list}:
         raise typer.BadParameter(f"--baseline {baseline!r} names no --setting")
     data = load_dataset(dataset).first_questions_within(passages)
     chunks = sum(len(chunk_text(p.text)) for p in data.passages)
@@ -239,11 +240,12 @@ def main(
         else:
             teacher, teacher_triples = score("teacher", teacher_records, data, work, embedder, threshold)
             teacher_name = str(teacher_records)
-        for row in rows if teacher_triples is not None else []:
-            row["agreement_with_teacher"] = agreement(
-                graphs[row["setting"]["name"]], teacher_triples, embedder, threshold
-            )
-    add_ratios(rows, baseline or rows[0]["setting"]["name"])
+        if teacher_triples is not None:
+            for row in rows:
+                row["agreement_with_teacher"] = agreement(
+                    graphs[row["setting"]["name"]], teacher_triples, embedder, threshold
+                )
+    add_ratios(rows, baseline)
     result = {
         "benchmark": "throughput",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -254,7 +256,7 @@ def main(
         "teacher": None if teacher is None else {"records": teacher_name, **teacher},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_avg_1m_at_end": os.getloadavg()[0]},
-        "baseline": baseline or rows[0]["setting"]["name"],
+        "baseline": baseline,
         "settings": rows,
     }
     path.write_text(json.dumps(result, indent=1), encoding="utf-8")

@@ -179,7 +179,5 @@ def exported_adapter(adapter: Path, base: Path, cache_dir: Path) -> Path:
         return target
     try:
         return export_lora_gguf(adapter, base, target)
-    except AdapterError:
-        raise
     except (OSError, ValueError, KeyError) as exc:
         raise AdapterError(f"could not export the adapter {adapter} for llama.cpp: {exc}") from exc
