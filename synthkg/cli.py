@@ -17,6 +17,7 @@ from eval.cli import eval_app
 from synthkg.cli_options import (
     BackendOpt,
     BaseUrlOpt,
+    DeviceOpt,
     EngineOpt,
     ModelOpt,
     SlotsOpt,
@@ -382,6 +383,7 @@ def ingest(
     base_url: BaseUrlOpt = None,
     engine: EngineOpt = None,
     slots: SlotsOpt = None,
+    device: DeviceOpt = None,
     concurrency: Annotated[
         int | None,
         typer.Option(min=1, help="Documents extracted in parallel (default: the server engine's slots, "
@@ -412,7 +414,8 @@ def ingest(
     from synthkg.ingest import IngestError, IngestOptions
     from synthkg.ingest import ingest as run_ingest
 
-    settings = with_llm(settings_of(ctx), backend, model, base_url, engine=engine, slots=slots)
+    settings = with_llm(settings_of(ctx), backend, model, base_url, engine=engine, slots=slots,
+                        device=device)
     options = IngestOptions(extractor=extractor.value, limit=limit, retry_failed=retry_failed, force=force,
                             dry_run=dry_run, concurrency=concurrency)
     try:
@@ -465,10 +468,11 @@ def extract(
     base_url: BaseUrlOpt = None,
     engine: EngineOpt = None,
     slots: SlotsOpt = None,
+    device: DeviceOpt = None,
     workers: Annotated[
         int | None,
-        typer.Option(min=1, help="Documents in flight (default: the server engine's slots, else the "
-                     "settings' [llm] concurrency)."),
+        typer.Option(min=1, help="Documents in flight (default: the server engine's slots, a GPU's "
+                     "max_batch, else the settings' [llm] concurrency)."),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="The first N documents only.")] = None,
     max_seconds: Annotated[
@@ -488,7 +492,8 @@ def extract(
 
     if extractor == ExtractorName.none:
         fail("--extractor none extracts nothing: use `synthkg ingest --extractor none` for chunks only")
-    settings = with_llm(settings_of(ctx), backend, model, base_url, engine=engine, slots=slots)
+    settings = with_llm(settings_of(ctx), backend, model, base_url, engine=engine, slots=slots,
+                        device=device)
     loaded = load_documents(paths, limit=limit)
     for error in loaded.errors:
         echo(f"warning: {error}", err=True, fg=typer.colors.YELLOW)
@@ -511,7 +516,7 @@ def extract(
             setup.cached.close()
     stats["usage"] = usage.to_dict()
     stats["extractor"] = {"name": extractor.value, "model": setup.model, "engine": settings.llm.engine,
-                          "slots": settings.llm.slots, "workers": parallel,
+                          "slots": settings.llm.slots, "device": settings.llm.device, "workers": parallel,
                           "prompt_versions": setup.prompt_versions}
     stats["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     stats_path = append_stats(out, stats)

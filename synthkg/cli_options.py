@@ -79,6 +79,13 @@ SlotsOpt = Annotated[
         min=1, help="Server engine: sequences decoded together (default: the settings' [llm] slots, 4)."
     ),
 ]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="hf backend: cpu, or a GPU such as cuda (bfloat16; the calls of all workers are gathered "
+        "into batched generations of up to [llm] max_batch, 256). Default: the settings' [llm] device.",
+    ),
+]
 
 
 def root_settings(ctx: typer.Context) -> Settings:
@@ -96,9 +103,10 @@ def with_llm(
     *,
     engine: Engine | None = None,
     slots: int | None = None,
+    device: str | None = None,
 ) -> Settings:
     """`settings` with the LLM options given on the command line."""
     given = {"backend": backend.value if backend else None, "model": model, "base_url": base_url,
-             "engine": engine.value if engine else None, "slots": slots}
+             "engine": engine.value if engine else None, "slots": slots, "device": device}
     update = {k: v for k, v in given.items() if v is not None}
     return settings.model_copy(update={"llm": settings.llm.model_copy(update=update)}) if update else settings

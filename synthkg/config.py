@@ -104,6 +104,12 @@ class LLMSettings(BaseModel):
         None, description="server engine: a llama-server binary (default: the one setup built)"
     )
     repeat_penalty: float = 1.1
+    device: str = Field(
+        "cpu",
+        description="hf backend: 'cpu' or a torch device such as 'cuda' (bfloat16; the calls of many "
+        "workers are gathered into batched generations)",
+    )
+    max_batch: int = Field(256, ge=1, description="hf backend on a GPU: the largest generation batch")
     concurrency: int = Field(1, ge=1, description="requests in flight (remote backends)")
     timeout_s: float = 300.0
     max_retries: int = 3

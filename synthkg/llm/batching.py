@@ -53,6 +53,11 @@ class BatchingBackend:
         self._worker.start()
         self.batches: list[int] = []  # sizes of the batches run, for reporting
 
+    @property
+    def parallel(self) -> int:
+        """Workers that keep a batch full: callers default their concurrency to this."""
+        return self.max_batch
+
     def chat(
         self,
         messages: list[Message],

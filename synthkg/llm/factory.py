@@ -11,6 +11,8 @@ from typing import Any
 from synthkg.config import LLMSettings
 from synthkg.llm.adapters import adapter_config, shipped_student_path
 from synthkg.llm.base import ChatBackend, ChatResult, LLMError, Message
+from synthkg.llm.batching import BatchingBackend
+from synthkg.llm.hf import HFBackend
 from synthkg.llm.local_models import LOCAL_MODELS
 
 
@@ -32,17 +34,36 @@ def make_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
             max_tokens=settings.max_tokens,
         )
     if settings.backend == "hf":
-        from synthkg.llm.hf import HFBackend
-
-        return HFBackend(
-            settings.model,
-            threads=settings.threads,
-            cache_dir=cache_dir,
-            max_tokens=settings.max_tokens,
-            temperature=settings.temperature,
-            repeat_penalty=settings.repeat_penalty,
-        )
+        return make_hf_backend(settings, cache_dir, settings.model)
     raise LLMError(f"unknown LLM backend {settings.backend!r}: use llamacpp, openai or hf")
+
+
+# A GPU batch runs for many seconds, so waiting up to 20x this for more requests to join it is cheap, and
+# lets hundreds of workers (still splitting their documents into chunks) land in the same batch.
+GPU_BATCH_WAIT_S = 0.5
+
+
+def make_hf_backend(
+    settings: LLMSettings, cache_dir: Path, model: str | Path, adapter: Path | None = None
+) -> ChatBackend:
+    """`model` (+ a peft `adapter`) in transformers on the settings' device. On a GPU the calls of all
+    workers are gathered into batched generations of up to `settings.max_batch` (a `BatchingBackend`
+    whose `parallel` says how many workers keep it full); on the CPU calls run one at a time."""
+    hf = HFBackend(
+        model,
+        adapter=adapter,
+        threads=settings.threads,
+        cache_dir=cache_dir,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        repeat_penalty=settings.repeat_penalty,
+        device=settings.device,
+    )
+    if settings.device == "cpu":
+        return hf
+    return BatchingBackend(
+        hf.generate_batch, name=hf.name, model=hf.model, max_batch=settings.max_batch, wait_s=GPU_BATCH_WAIT_S
+    )
 
 
 def make_llamacpp_backend(
@@ -104,24 +125,18 @@ def make_student_backend(settings: LLMSettings, cache_dir: Path) -> ChatBackend:
     engine) unless the hf backend is asked for: the same weights (its greedy tokens agree with
     transformers' on 99% of positions) at about 4x the speed on a CPU. Merged folders and folder bases run
     on transformers."""
-    from synthkg.llm.hf import HFBackend
-
     path = student_path(settings)
-    options: dict[str, Any] = {
-        "threads": settings.threads,
-        "cache_dir": cache_dir,
-        "max_tokens": settings.max_tokens,
-        "repeat_penalty": settings.repeat_penalty,
-    }
+    # The student decodes greedily whatever the settings' temperature (which is for the teacher).
+    greedy = settings.model_copy(update={"temperature": 0.0})
     if (path / "adapter_config.json").is_file():
         base = adapter_config(path).get("base_model_name_or_path")
         if not base:
             raise LLMError(f"{path / 'adapter_config.json'} names no base model (base_model_name_or_path)")
         if settings.backend != "hf" and (base in LOCAL_MODELS or str(base).endswith(".gguf")):
             return make_llamacpp_backend(settings, cache_dir, base, adapter=path)
-        return HFBackend(base, adapter=path, **options)
+        return make_hf_backend(greedy, cache_dir, base, adapter=path)
     if (path / "config.json").is_file():
-        return HFBackend(path, **options)
+        return make_hf_backend(greedy, cache_dir, path)
     raise LLMError(
         f"the distilled extractor needs --model pointing at a trained student: an adapter folder from "
         f"`synthkg train` or a merged model folder; {path} is neither"

@@ -163,7 +163,8 @@ def _assemble(model: LocalModel, target: Path) -> None:
 
 def resolve_model_path(name_or_path: str | Path, cache_dir: Path) -> Path:
     """A loadable .gguf file: a path ending in .gguf as given, or a registry name (see
-    `list_local_models`), assembled into `cache_dir/models` on first use."""
+    `list_local_models`), assembled into `cache_dir/models` on first use (a file already there is used
+    as is, with or without its part packages)."""
     text = str(name_or_path)
     if text.endswith(".gguf"):
         path = Path(text).expanduser()
@@ -175,6 +176,10 @@ def resolve_model_path(name_or_path: str | Path, cache_dir: Path) -> Path:
         raise LLMError(
             f"unknown local model {text!r}: give a .gguf file or one of {', '.join(sorted(LOCAL_MODELS))}"
         )
+    if not model.package and (target := _assembled_path(model, cache_dir)).is_file():
+        # Joined (sha256 checked) and renamed into place in one step, so a file there is whole: it needs
+        # no part packages (a machine that was handed only the file, such as a borrowed GPU).
+        return target
     _require_installed(model)
     target = _assembled_path(model, cache_dir)
     if model.package:

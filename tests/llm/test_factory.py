@@ -11,6 +11,7 @@ import pytest
 
 from synthkg.config import LLMSettings
 from synthkg.llm.base import ChatResult, LLMError, Message
+from synthkg.llm.batching import BatchingBackend
 from synthkg.llm.cache import CachedBackend
 from synthkg.llm.factory import (
     ChatRequest,
@@ -151,3 +152,20 @@ def test_the_shipped_student_is_the_default_distilled_extractor(tmp_path: Path, 
         # ... or, by default, in llama-server.
         served = make_student_backend(LLMSettings(model=model, threads=2), tmp_path)
         assert isinstance(served, LlamaServerBackend) and served.model == backend.model
+
+
+def test_hf_on_a_gpu_gathers_calls_into_batches(tmp_path: Path) -> None:
+    """On a GPU the student's calls go through a BatchingBackend sized by max_batch (the extract CLI's
+    default workers); on the CPU it is the plain backend. Nothing loads until a call."""
+    on_gpu = LLMSettings(backend="hf", model="synthkg-student", device="cuda", max_batch=512, temperature=0.7)
+    batched = make_student_backend(on_gpu, tmp_path)
+    assert isinstance(batched, BatchingBackend) and batched.parallel == 512 and batched.name == "hf"
+    hf = batched._generate.__self__  # the HFBackend behind it
+    assert isinstance(hf, HFBackend) and (hf.device, hf.temperature) == ("cuda", 0.0)  # the student is greedy
+    assert batched.model == hf.model and hf.adapter == shipped_student_path()
+    batched.close()
+    teacher = make_backend(LLMSettings(backend="hf", model="/models/teacher", device="cuda:1"), tmp_path)
+    assert isinstance(teacher, BatchingBackend) and teacher.parallel == 256
+    teacher.close()
+    on_cpu = make_student_backend(LLMSettings(backend="hf", model="synthkg-student"), tmp_path)
+    assert isinstance(on_cpu, HFBackend) and on_cpu.device == "cpu"

@@ -121,3 +121,17 @@ def test_gguf_path_is_returned_as_is(tmp_path: Path) -> None:
 def test_unknown_name_lists_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(LLMError, match=r"unknown local model 'gpt-9'.*qwen2.5-coder-0.5b"):
         resolve_model_path("gpt-9", tmp_path)
+
+
+def test_an_assembled_file_is_used_without_its_part_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine handed only the joined file (a borrowed GPU) uses it; without it, the packages are asked
+    for as before."""
+    register(monkeypatch, ("fakepart_not_installed",), hashlib.sha256(JOINED).hexdigest())
+    cache = tmp_path / "cache"
+    with pytest.raises(LLMError, match="fakepart-not-installed"):
+        resolve_model_path("fake-model", cache)
+    (cache / "models").mkdir(parents=True)
+    (cache / "models" / "fake.gguf").write_bytes(JOINED)
+    assert resolve_model_path("fake-model", cache) == cache / "models" / "fake.gguf"
