@@ -13,13 +13,21 @@
 # process is stopped at HARD_SECONDS (default MAX_SECONDS + 120), so what finished is always packed:
 # NAME.jsonl.gz (records, resumable: extract again into the same file), NAME.stats.json, NAME.log and a
 # GPU log into $OUT.
+#
+# Measured on an H200 (2026-12-04), and why this is not yet the way to index a corpus: transformers'
+# static batches run to their longest row (the JSON student's budget is 1,536 tokens), and no batch
+# finished in time. 2,048 passages in one batch: 71 GB, GPU 40-100% busy, not done after 7 min; 256
+# passages: 8.4 GB, GPU 17-56% busy (per-step overhead on the CPU), not done after 100 s. Starting took
+# 70-80 s before the first batch (loading and chunking the corpus). Next try: llama.cpp's server built
+# with CUDA on the machine (continuous batching, each sequence stops on its own), or batches of ~128
+# with a budget sized to the chunk.
 set -u
 : "${PARTS:?set PARTS to the folder of the GGUF pieces}" "${OUT:?set OUT to the output folder}"
 name=${1:?NAME}
 shift
 MAX_SECONDS=${MAX_SECONDS:-380}
 HARD_SECONDS=${HARD_SECONDS:-$((MAX_SECONDS + 120))}
-WORKERS=${WORKERS:-2048}
+WORKERS=${WORKERS:-256}
 WORK=$(mktemp -d)
 export SYNTHKG_CACHE_DIR=$WORK/cache
 mkdir -p "$SYNTHKG_CACHE_DIR/models" "$OUT"
@@ -41,9 +49,9 @@ sys.exit(digest != expected)
 EOF
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
-export SYNTHKG_LLM__BACKEND=hf SYNTHKG_LLM__DEVICE=${DEVICE:-cuda} SYNTHKG_LLM__MAX_BATCH=${MAX_BATCH:-2048}
+export SYNTHKG_LLM__BACKEND=hf SYNTHKG_LLM__DEVICE=${DEVICE:-cuda} SYNTHKG_LLM__MAX_BATCH=${MAX_BATCH:-256}
 export SYNTHKG_LLM__MODEL=synthkg-student
-timeout -s INT -k 20 "$HARD_SECONDS" python3 -m synthkg extract "$@" --out "$WORK/$name.jsonl" \
+timeout -s INT -k 20 "$HARD_SECONDS" python3 -m synthkg.cli extract "$@" --out "$WORK/$name.jsonl" \
     --extractor distilled --workers "$WORKERS" --max-seconds "$MAX_SECONDS" --no-progress \
     >"$WORK/$name.log" 2>&1 &
 pid=$!

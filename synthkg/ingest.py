@@ -380,6 +380,8 @@ class Ingestor:
 
 def as_backend(backend: Any) -> ChatBackend:
     """A ChatBackend, wrapping a langchain-core chat model when given one."""
+    if isinstance(backend, ChatBackend):  # ours: no need to import langchain (a GPU box may lack it)
+        return backend
     from langchain_core.language_models import BaseChatModel
 
     if isinstance(backend, BaseChatModel):
