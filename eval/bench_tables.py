@@ -1,10 +1,12 @@
-"""The store, ingestion and extraction-throughput benchmark tables, generated from their committed result
-files (`eval/benchmarks/store_bench.py`, `ingest_bench.py`, `throughput_bench.py`) so the README never
-carries numbers copied by hand. `synthkg eval report --readme` writes each between its own markers:
+"""The store, ingestion, extraction-throughput and embedding benchmark tables, generated from their
+committed result files (`eval/benchmarks/store_bench.py`, `ingest_bench.py`, `throughput_bench.py`,
+`embed_bench.py`) so the README never carries numbers copied by hand. `synthkg eval report --readme`
+writes each between its own markers:
 
     <!-- eval-report:store:start -->       <!-- eval-report:store:end -->
     <!-- eval-report:ingest:start -->      <!-- eval-report:ingest:end -->
     <!-- eval-report:throughput:start -->  <!-- eval-report:throughput:end -->
+    <!-- eval-report:embed:start -->       <!-- eval-report:embed:end -->
 """
 
 from __future__ import annotations
@@ -136,8 +138,35 @@ def throughput_table(results_dir: Path) -> str | None:
     return "\n".join(lines)
 
 
+def embed_table(results_dir: Path) -> str | None:
+    """Embedding speed per chunk size and thread count (newest run of each size), with the minutes 10,000
+    chunks take: what the embedding stage of an ingest costs on this machine."""
+    newest: dict[bool, dict[str, Any]] = {}
+    for _, data in _benchmark_files(results_dir, "embed"):
+        size = bool(data["full_size_chunks"])
+        if size not in newest or data["date"] > newest[size]["date"]:
+            newest[size] = data
+    if not newest:
+        return None
+    lines = [
+        "| chunks | words / chunk | model | threads | chunks / s | minutes per 10,000 chunks |",
+        "|---|---|---|---|---|---|",
+    ]
+    for size in sorted(newest):
+        run = newest[size]
+        kind = "full-size (~256 tokens)" if size else "passage-size"
+        for row in run["settings"]:
+            lines.append(
+                f"| {kind}, {run['chunks']:,} of {Path(run['corpus']).parent.name} | {run['mean_words']:.0f} "
+                f"| `{run['model']}` | {row['threads']} | {row['chunks_per_second']:.1f} "
+                f"| {10_000 / row['chunks_per_second'] / 60:.1f} |"
+            )
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[Path], str | None]] = {
     "store": store_table,
     "ingest": ingest_table,
     "throughput": throughput_table,
+    "embed": embed_table,
 }
