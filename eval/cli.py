@@ -16,7 +16,7 @@ from eval.datasets import Dataset, DatasetError, load_dataset
 from retrieval.modes import MODES
 from synthkg.cli_options import BackendOpt, BaseUrlOpt, ModelOpt, fail, root_settings, with_llm
 from synthkg.config import Settings
-from synthkg.ingest import ExtractorName
+from synthkg.runtime import ExtractorName
 
 if TYPE_CHECKING:
     from eval.runner import Cost, EvalConfig, Kind, ModeSummary
@@ -143,21 +143,23 @@ class _Run:
     def __init__(self, settings: Settings, dataset: Dataset, extractor: str, work_dir: Path | None,
                  progress: bool, records: list[Path] | None = None) -> None:
         from eval.runner import prepare_corpus
-        from synthkg.embeddings import make_embedder
         from synthkg.extract.replay import ReplayExtractor
+        from synthkg.runtime import Runtime
 
         replay = ReplayExtractor.from_files(records) if records else None
         if replay is not None:
             extractor = f"{extractor}-records"  # a store of its own, and said so in the results
         self.settings, self.dataset, self.extractor = settings, dataset, extractor
         self.records = [str(p) for p in records or []]
-        self.embedder = make_embedder(settings.embedding)
+        runtime = Runtime(settings)
+        self.embedder = runtime.embedder
         typer.echo(f"dataset {dataset.name}: {len(dataset.questions)} questions, {len(dataset.passages)} "
                    f"passages; building the '{extractor}' store")
         self.prepared = prepare_corpus(
             dataset, settings, extractor, work_dir=work_dir, embedder=self.embedder, progress=progress,
             replay=replay,
         )
+        self.runtime = runtime.moved(self.prepared.settings)
         totals = ", ".join(f"{v} {k}" for k, v in self.prepared.summary.store_totals.items())
         typer.echo(f"store ready ({totals}): {self.store_location}")
 
@@ -167,9 +169,7 @@ class _Run:
         return str(store.path) if store.backend == "embedded" else store.neo4j_uri
 
     def index(self) -> Any:
-        from synthkg.indexes import SearchIndex
-
-        return SearchIndex.open(self.prepared.settings.index_path(), self.embedder)
+        return self.runtime.open_index()
 
     def config(self, modes: list[str], **fields: Any) -> EvalConfig:
         """The run's configuration; the graph retrievers' parameters when a mode uses them."""
@@ -333,9 +333,6 @@ def qa_command(
 
     EM and F1 are the best over the answer and its aliases. LLM calls are cached: a rerun resumes and
     reports the same token counts."""
-    from synthkg.llm.cache import CachedBackend
-    from synthkg.llm.factory import make_backend
-
     chosen = _modes(modes)
     settings = with_llm(root_settings(ctx), backend, model, base_url)
 
@@ -348,9 +345,7 @@ def qa_command(
         aggregates: dict[str, ModeSummary] = {}
         stages: dict[str, Any] = {}
         wall = 0.0
-        with job.prepared.open_store() as store, CachedBackend(
-            make_backend(settings.llm, settings.cache_dir), settings.cache_dir
-        ) as backend:
+        with job.prepared.open_store() as store, job.runtime.cached_backend() as backend:
             index = job.index()
             for mode in chosen:
                 result = eval_qa(data, store, index, backend, mode, reader.value, k,

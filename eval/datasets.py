@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from synthkg.jsonl import describe_validation_error
+from synthkg.model import Document
 
 QUESTION_FILES = ("dev.json", "dev.jsonl")
 CORPUS_FILES = ("corpus.json", "corpus.jsonl")
@@ -95,6 +96,18 @@ class Dataset:
 
     def passage(self, passage_id: str) -> Passage:
         return self.passage_index[passage_id]
+
+    def documents(self) -> tuple[list[Document], list[str]]:
+        """The passages as documents to ingest, keyed by passage id as the corpus-file loader keys them
+        (so a store built from either has the same document ids), and a note for each passage skipped
+        (blank text)."""
+        documents, skipped = [], []
+        for p in self.passages:
+            if not p.text.strip():
+                skipped.append(f"passage {p.id}: empty document, skipped")
+                continue
+            documents.append(Document.create(p.text, title=p.title, source=self.name, key=p.id))
+        return documents, skipped
 
     def subset(
         self, limit: int, distractors: int = 8, seed: int = 0, supporting_only: bool = False

@@ -53,9 +53,10 @@ from synthkg.config import Settings
 from synthkg.embeddings import Embedder
 from synthkg.extract.base import Extractor
 from synthkg.indexes import SearchIndex
-from synthkg.ingest import ExtractorName, IngestOptions, IngestSummary, ingest
+from synthkg.ingest import IngestOptions, IngestSummary, ingest
 from synthkg.llm.base import ChatBackend, ChatResult, Message
 from synthkg.model import stable_id
+from synthkg.runtime import ExtractorName, Runtime
 from synthkg.store import GraphStore, open_store
 
 Kind = Literal["retrieval", "qa", "kg"]
@@ -247,10 +248,9 @@ class KGEval(BaseModel):
 
 # --- building the store ----------------------------------------------------------------------------
 class PreparedCorpus(BaseModel):
-    """A dataset's passages, written as a corpus file and ingested into their own store."""
+    """A dataset's passages, ingested into their own store."""
 
     key: str
-    corpus_path: Path
     settings: Settings
     summary: IngestSummary
 
@@ -298,9 +298,10 @@ def prepare_corpus(
     progress: bool = True,
     replay: Extractor | None = None,
 ) -> PreparedCorpus:
-    """Write the dataset's passages to `<work_dir>/<key>/corpus.json` and ingest them with `extractor`
-    into the store of `eval_settings` (default work dir: `<data_dir>/eval`). Idempotent: a rerun
-    ingests only what is missing or changed, and cached LLM calls cost nothing.
+    """Ingest the dataset's passages with `extractor` into the store of `eval_settings` (default work
+    dir: `<data_dir>/eval`), with the parts a `Runtime` of those settings builds (`backend` and
+    `embedder` replace the settings' own). Idempotent: a rerun ingests only what is missing or changed,
+    and cached LLM calls cost nothing.
     `replay` (an Extractor, e.g. a ReplayExtractor of recorded teacher outputs) replaces the one that
     `extractor` names; `extractor` is then only the store's label.
 
@@ -310,32 +311,21 @@ def prepare_corpus(
         raise EvalError(f"dataset '{dataset.name}' has no passages to ingest")
     key = corpus_key(dataset, extractor)
     run_settings = eval_settings(settings, key, work_dir or settings.data_dir / "eval")
-    corpus_path = run_settings.data_dir / "corpus.json"
-    _write_if_changed(
-        corpus_path,
-        json.dumps([{"id": p.id, "title": p.title, "text": p.text} for p in dataset.passages],
-                   ensure_ascii=False, indent=0),
-    )
+    documents, skipped = dataset.documents()
     started = time.perf_counter()
     summary = ingest(
-        [corpus_path],
-        settings=run_settings,
-        backend=backend,
+        documents,
+        runtime=Runtime(run_settings, backend=backend, embedder=embedder),
         extractor=replay,
-        embedder=embedder,
         options=IngestOptions(extractor="multistep" if replay else extractor),  # type: ignore[arg-type]
         progress=progress,
     )
+    summary.load_errors = skipped + summary.load_errors
     record_build(run_settings.data_dir, summary, time.perf_counter() - started)
     if summary.store_totals.get("chunks", 0) == 0:
         problems = "; ".join(summary.load_errors[:3]) or "no document was loaded"
-        raise EvalError(f"ingesting {corpus_path} left the store empty: {problems}")
-    return PreparedCorpus(
-        key=key,
-        corpus_path=corpus_path,
-        settings=run_settings,
-        summary=summary,
-    )
+        raise EvalError(f"ingesting dataset '{dataset.name}' left the store empty: {problems}")
+    return PreparedCorpus(key=key, settings=run_settings, summary=summary)
 
 
 BUILD_LEDGER = "builds.jsonl"

@@ -21,8 +21,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from synthkg.config import Settings
+from synthkg.ingest import IngestOptions, ingest
 from synthkg.llm.cache import CachedBackend, Usage
-from synthkg.store import GraphStore, StoreError, open_store
+from synthkg.runtime import Runtime
+from synthkg.store import GraphStore, StoreError
 
 if TYPE_CHECKING:
     from retrieval.reader import Answer, ReaderMode
@@ -31,8 +33,7 @@ if TYPE_CHECKING:
     from synthkg.embeddings import Embedder
     from synthkg.indexes import SearchIndex
     from synthkg.ingest import IngestSummary
-    from synthkg.llm.base import ChatBackend
-    from synthkg.model import StoreCounts
+    from synthkg.model import Document, StoreCounts
 
 _NEO4J_URI = re.compile(r"^(bolt|neo4j)(\+s|\+ssc)?://", re.IGNORECASE)
 READER_MAX_TOKENS = 256  # a reader reply is a short answer or one sub-query
@@ -43,17 +44,16 @@ class EmptyStoreError(StoreError):
 
 
 class KnowledgeGraph:
-    """A graph store with its search index, an embedder and an LLM backend, opened lazily.
-    Open with `KnowledgeGraph.open(...)`; use as a context manager or call `close()`."""
+    """A graph store with its search index, an embedder and an LLM backend, opened lazily (each built by
+    the object's `Runtime`). Open with `KnowledgeGraph.open(...)`; use as a context manager or call
+    `close()`."""
 
     def __init__(self, settings: Settings, *, backend: Any = None, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self._user_backend = backend
-        self._embedder = embedder
+        self.runtime = Runtime(settings, backend=backend, embedder=embedder)
         self._store: GraphStore | None = None
         self._writable = False
         self._index: SearchIndex | None = None
-        self._llm: ChatBackend | None = None
         self._cached: CachedBackend | None = None
         self.usage = Usage()  # the LLM calls of retrieve/query through this object (ingest reports its own)
 
@@ -90,11 +90,7 @@ class KnowledgeGraph:
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            from synthkg.embeddings import make_embedder
-
-            self._embedder = make_embedder(self.settings.embedding)
-        return self._embedder
+        return self.runtime.embedder
 
     @property
     def store(self) -> GraphStore:
@@ -102,13 +98,13 @@ class KnowledgeGraph:
         if self._store is None:
             if self.settings.store.backend == "embedded" and not self.settings.store.path.exists():
                 raise self._empty()
-            self._store = open_store(self.settings.store, read_only=True)
+            self._store = self.runtime.open_store(read_only=True)
         return self._store
 
     def _writable_store(self) -> GraphStore:
         if not self._writable:
             self._close_store()
-            self._store = open_store(self.settings.store)
+            self._store = self.runtime.open_store()
             self._writable = True
         assert self._store is not None
         return self._store
@@ -118,27 +114,12 @@ class KnowledgeGraph:
         """The search index of the store (raises IndexMismatchError when it was built with another
         embedding model: `synthkg reindex` / `reindex()` rebuilds it)."""
         if self._index is None:
-            from synthkg.indexes import SearchIndex
-
-            self._index = SearchIndex.open(self.settings.index_path(), self.embedder)
+            self._index = self.runtime.open_index()
         return self._index
-
-    def _backend(self) -> ChatBackend:
-        """The uncached backend: the one given, else the settings' (a local model loads on its first call)."""
-        if self._llm is None:
-            if self._user_backend is not None:
-                from synthkg.ingest import as_backend
-
-                self._llm = as_backend(self._user_backend)
-            else:
-                from synthkg.llm.factory import make_backend
-
-                self._llm = make_backend(self.settings.llm, self.settings.cache_dir)
-        return self._llm
 
     def _cached_backend(self) -> CachedBackend:
         if self._cached is None:
-            self._cached = CachedBackend(self._backend(), self.settings.cache_dir, usage=self.usage)
+            self._cached = self.runtime.cached_backend(self.usage)
         return self._cached
 
     def _empty(self) -> EmptyStoreError:
@@ -186,38 +167,38 @@ class KnowledgeGraph:
         return False
 
     # --- building ------------------------------------------------------------------------------------
-    def ingest(self, paths: list[str | Path] | str | Path, *, progress: bool = False,
-               student: str | Path | None = None, **options: Any) -> IngestSummary:
-        """Ingest files or directories (see `synthkg.ingest.ingest`); `options` are `IngestOptions`
-        fields (extractor, limit, retry_failed, force, dry_run, concurrency, ...). Updates the index.
+    def ingest(
+        self,
+        paths: list[str | Path | Document] | str | Path,
+        *,
+        progress: bool = False,
+        student: str | Path | None = None,
+        records: list[str | Path] | None = None,
+        **options: Any,
+    ) -> IngestSummary:
+        """Ingest files, directories or `Document`s (see `synthkg.ingest.ingest`); `options` are
+        `IngestOptions` fields (extractor, limit, retry_failed, force, dry_run, concurrency, ...). Updates
+        the index.
 
         With `extractor="distilled"` the one-call student does the extraction: the adapter folder
         `student` names (written by `synthkg train`), else the settings' model where that names one,
         else the shipped student. A backend given to `open` is used as the student instead (e.g. an
-        endpoint serving one), so `student` cannot be given with it."""
-        from synthkg.ingest import IngestOptions, ingest
+        endpoint serving one), so `student` cannot be given with it. `records` replays recorded
+        extractions (JSONL from `synthkg extract`) instead of calling an LLM; chunks without a record
+        fail. Raises ReplayError for unreadable records."""
+        replay = None
+        if records:
+            from synthkg.extract.replay import ReplayExtractor
 
-        opts = IngestOptions(**options)
-        needs_llm = opts.extractor != "none" and not opts.dry_run
-        settings = self.settings
-        backend = None
-        if student is not None and (opts.extractor != "distilled" or self._user_backend is not None):
-            raise ValueError("`student` needs extractor='distilled' and no backend given to open()")
-        if opts.extractor == "distilled" and self._user_backend is None:
-            # ingest builds the student (adapter on its base, with its recorded prompt) from the settings;
-            # this object's own backend is the teacher/reader model, not a student.
-            if student is not None:
-                llm = settings.llm.model_copy(update={"model": str(student)})
-                settings = settings.model_copy(update={"llm": llm})
-        elif needs_llm:
-            backend = self._backend()
+            replay = ReplayExtractor.from_files([Path(r) for r in records])
         summary = ingest(
             [paths] if isinstance(paths, str | Path) else paths,
-            settings=settings,
-            store=self._writable_store(),
-            backend=backend,
-            embedder=self.embedder,
-            options=opts,
+            runtime=self.runtime,
+            # A dry run opens no store for writing (ingest reads one, or plans against a throwaway one).
+            store=None if options.get("dry_run") else self._writable_store(),
+            extractor=replay,
+            options=IngestOptions(**options),
+            student=student,
             progress=progress,
         )
         self._index = None  # ingest updated the index on disk: reread it on next use

@@ -26,7 +26,7 @@ from synthkg.cli_options import (
     with_llm,
 )
 from synthkg.config import Settings, load_settings
-from synthkg.ingest import ExtractorName
+from synthkg.runtime import ExtractorName
 from synthkg.store import StoreError, open_store
 from training.cli import app as train_app
 
@@ -410,17 +410,19 @@ def ingest(
 
     Exit codes: 0 everything loaded and ingested; 1 nothing could be ingested (or an error stopped the
     run); 2 the readable documents were ingested but some files or records were skipped (listed)."""
-    from synthkg.extract.replay import ReplayError, ReplayExtractor
-    from synthkg.ingest import IngestError, IngestOptions
-    from synthkg.ingest import ingest as run_ingest
+    from synthkg.api import KnowledgeGraph
+    from synthkg.extract.replay import ReplayError
+    from synthkg.ingest import IngestError
 
     settings = with_llm(settings_of(ctx), backend, model, base_url, engine=engine, slots=slots,
                         device=device)
-    options = IngestOptions(extractor=extractor.value, limit=limit, retry_failed=retry_failed, force=force,
-                            dry_run=dry_run, concurrency=concurrency)
     try:
-        replay = ReplayExtractor.from_files(records) if records else None
-        summary = run_ingest(paths, settings=settings, options=options, extractor=replay, progress=progress)
+        with KnowledgeGraph(settings) as kg:
+            summary = kg.ingest(
+                list(paths), progress=progress, records=list(records) if records else None,
+                extractor=extractor.value, limit=limit, retry_failed=retry_failed, force=force,
+                dry_run=dry_run, concurrency=concurrency,
+            )
     except (IngestError, StoreError, ReplayError) as exc:
         fail(str(exc))
     echo(summary.render())
@@ -486,9 +488,9 @@ def extract(
     stop, a crash or --max-seconds. Ctrl-C stops after the calls in flight; each run's counts, tokens
     and seconds are appended to <out>.stats.json."""
     from synthkg.extract.corpus import append_stats, extract_corpus, stop_on_signals
-    from synthkg.ingest import IngestError, make_extraction
     from synthkg.llm.cache import Usage
     from synthkg.loaders import load_documents
+    from synthkg.runtime import Runtime, SetupError
 
     if extractor == ExtractorName.none:
         fail("--extractor none extracts nothing: use `synthkg ingest --extractor none` for chunks only")
@@ -501,8 +503,8 @@ def extract(
         fail("no documents to extract")
     usage = Usage()
     try:
-        setup = make_extraction(settings, extractor.value, usage=usage)
-    except IngestError as exc:
+        setup = Runtime(settings).extraction(extractor, usage=usage)
+    except SetupError as exc:
         fail(str(exc))
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     parallel = workers or getattr(setup.backend, "parallel", None) or settings.llm.concurrency

@@ -15,9 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,14 +25,13 @@ from tqdm.auto import tqdm
 from synthkg.chunking import DEFAULT_MAX_TOKENS, approx_token_count, chunk_text
 from synthkg.config import Settings, redact_url
 from synthkg.extract.base import ExtractionResult, Extractor
-from synthkg.extract.distilled import DistilledExtractor, StudentPrompt, load_student_prompt
 from synthkg.extract.to_records import document_records
-from synthkg.indexes import SearchIndex
-from synthkg.llm.base import ChatBackend, ChatResult, LLMError, Message, accepts, as_sentence
+from synthkg.llm.base import ChatBackend, LLMError, as_sentence
 from synthkg.llm.cache import CachedBackend, Usage
 from synthkg.loaders import load_documents
 from synthkg.model import Document, GraphBatch
 from synthkg.resolve import EntityResolver, MergeLog
+from synthkg.runtime import ExtractorName, Runtime, SetupError
 from synthkg.store import GraphStore, StoreError, open_store
 
 if TYPE_CHECKING:
@@ -44,18 +41,6 @@ log = logging.getLogger(__name__)
 
 
 
-class ExtractorName(StrEnum):
-    """The extractors by name (CLI choices too): the SynthKG teacher workflow, the one-call distilled
-    student, or none (chunks only, for BM25 and dense retrieval)."""
-
-    multistep = "multistep"
-    distilled = "distilled"
-    none = "none"
-
-
-# A retried failed chunk is re-asked with some sampling: at temperature 0 the cache (and the model)
-# would hand back the very answer that failed.
-RETRY_TEMPERATURE = 0.4
 _RESUME_HINT = "Finished documents are saved; rerun the same command to resume."
 
 
@@ -144,80 +129,6 @@ class IngestSummary(BaseModel):
         if self.run_record:
             lines.append(f"run record: {self.run_record}")
         return "\n".join(lines)
-
-
-class _SamplingBackend:
-    """Passes calls through with a temperature set. With `refresh` the cache is bypassed, so retries of
-    failed chunks get fresh answers: never the stored answer that failed (nor one a failed retry
-    stored). Without it, a chunk that a retry fixed gets that retry's stored answer again."""
-
-    def __init__(self, backend: ChatBackend, temperature: float, *, refresh: bool) -> None:
-        self.backend, self.temperature, self.refresh = backend, temperature, refresh
-        self.name, self.model = backend.name, backend.model
-
-    def chat(self, messages: list[Message], **kwargs: Any) -> ChatResult:
-        kwargs["temperature"] = self.temperature
-        if self.refresh and accepts(self.backend, "refresh"):
-            kwargs["refresh"] = True
-        return self.backend.chat(messages, **kwargs)
-
-
-def make_extractor(
-    name: ExtractorName, backend: ChatBackend, student_prompt: StudentPrompt | None = None
-) -> Extractor:
-    if name == "none":
-        from synthkg.extract.chunks_only import ChunksOnlyExtractor
-
-        return ChunksOnlyExtractor()
-    if name == "multistep":
-        from synthkg.extract.multistep import MultiStepExtractor
-
-        return MultiStepExtractor(backend)
-    return DistilledExtractor(backend, prompt=student_prompt)
-
-
-@dataclass
-class ExtractionSetup:
-    """An extractor assembled from settings, with what runs it."""
-
-    extractor: Extractor
-    retry_extractor: Extractor  # the same, asked afresh with some sampling (--retry-failed)
-    resample_extractor: Extractor  # the same sampling, answered from the cache (chunks a retry fixed)
-    backend: ChatBackend | None  # the raw backend; its `parallel` says how many calls to keep in flight
-    cached: CachedBackend | None  # the call cache in front of it (close it when done)
-    model: str  # "<backend>:<model>" for records
-    prompt_versions: dict[str, str]
-
-
-def make_extraction(
-    settings: Settings, name: ExtractorName, *, backend: Any = None, usage: Usage | None = None
-) -> ExtractionSetup:
-    """The extractor `name` over `backend` (a ChatBackend or langchain-core chat model; default: the one
-    the settings name: the student for "distilled"), behind the on-disk call cache. Raises IngestError
-    for settings that cannot run (a missing model or server binary, a malformed adapter)."""
-    if name == "none":
-        none = make_extractor("none", backend)
-        return ExtractionSetup(none, none, none, None, None, "none", {})
-    student_prompt = None
-    if backend is None:
-        from synthkg.llm.factory import make_backend, make_student_backend, student_path
-
-        make = make_student_backend if name == "distilled" else make_backend
-        try:
-            backend = make(settings.llm, settings.cache_dir)
-            if name == "distilled":
-                student_prompt = load_student_prompt(student_path(settings.llm))
-        except (LLMError, ValueError) as exc:
-            raise IngestError(str(exc)) from exc
-    raw = as_backend(backend)
-    cached = CachedBackend(raw, settings.cache_dir, usage=usage)
-    extractor = make_extractor(name, cached, student_prompt)
-    retry, resample = (
-        make_extractor(name, _SamplingBackend(cached, RETRY_TEMPERATURE, refresh=fresh), student_prompt)
-        for fresh in (True, False)
-    )
-    versions = dict(getattr(extractor, "prompt_versions", {}))
-    return ExtractionSetup(extractor, retry, resample, raw, cached, f"{raw.name}:{raw.model}", versions)
 
 
 class _Plan(BaseModel):
@@ -378,19 +289,6 @@ class Ingestor:
         summary.decontextualized_kept += sum(r.decontextualized for r in results)
 
 
-def as_backend(backend: Any) -> ChatBackend:
-    """A ChatBackend, wrapping a langchain-core chat model when given one."""
-    if isinstance(backend, ChatBackend):  # ours: no need to import langchain (a GPU box may lack it)
-        return backend
-    from langchain_core.language_models import BaseChatModel
-
-    if isinstance(backend, BaseChatModel):
-        from synthkg.llm.langchain_backend import LangChainBackend
-
-        return LangChainBackend(backend)
-    return backend
-
-
 def _write_run_record(settings: Settings, summary: IngestSummary, paths: list[str], options: IngestOptions,
                       backend: ChatBackend | None) -> Path:
     runs = settings.data_dir / "runs"
@@ -411,29 +309,40 @@ def _write_run_record(settings: Settings, summary: IngestSummary, paths: list[st
 
 
 def ingest(
-    paths: Iterable[str | Path],
+    sources: Iterable[str | Path | Document],
     *,
     settings: Settings | None = None,
+    runtime: Runtime | None = None,
     store: GraphStore | None = None,
     backend: Any = None,
     extractor: Extractor | None = None,
     embedder: Embedder | None = None,
     options: IngestOptions | None = None,
+    student: str | Path | None = None,
     progress: bool = True,
 ) -> IngestSummary:
-    """Ingest files or directories (.txt, .md, .json/.jsonl records with id/title/text) into a store.
+    """Ingest documents into a store: files or directories (.txt, .md, .json/.jsonl records with
+    id/title/text) and `Document`s given as they are.
 
-    Defaults come from `settings` (the store, the LLM backend, the embedding model). `backend` may be
-    any ChatBackend or a langchain-core chat model; it is wrapped in the on-disk call cache. Raises
-    IngestError when the LLM backend or the store fails; per-file and per-chunk problems are reported
-    in the summary instead."""
-    settings = settings or Settings()
+    The parts come from `runtime` (see `synthkg.runtime.Runtime`), else from one built of `settings`,
+    `backend` (any ChatBackend or langchain-core chat model) and `embedder`. `extractor` replaces the
+    one `options.extractor` names (e.g. a ReplayExtractor of recorded outputs); `student` names the
+    distilled extractor's adapter folder. Raises IngestError when the LLM backend or the store fails;
+    per-file and per-chunk problems are reported in the summary instead."""
+    if runtime is None:
+        runtime = Runtime(settings or Settings(), backend=backend, embedder=embedder)
+    elif settings is not None or backend is not None or embedder is not None:
+        raise ValueError("give either a runtime or settings/backend/embedder, not both")
+    settings = runtime.settings
     options = options or IngestOptions()
     started = time.perf_counter()
-    path_list = [str(p) for p in paths]
+    given = list(sources)
+    path_list = [str(s) for s in given if not isinstance(s, Document)]
     summary = IngestSummary()
     loaded = load_documents([Path(p) for p in path_list], limit=options.limit)
-    summary.documents_loaded = len(loaded.documents)
+    documents = loaded.documents + [s for s in given if isinstance(s, Document)]
+    documents = documents[: options.limit] if options.limit is not None else documents
+    summary.documents_loaded = len(documents)
     summary.load_errors = [str(e) for e in loaded.errors]
     for error in loaded.errors:  # the summary lists them; the CLI prints the summary, not these
         log.debug("%s", error)
@@ -442,45 +351,45 @@ def ingest(
     scratch: tempfile.TemporaryDirectory[str] | None = None
     usage = Usage()
     cached: CachedBackend | None = None
+    llm: ChatBackend | None = None
     try:
         if own_store and options.dry_run and settings.store.backend == "embedded":
             # A dry run writes nothing: it reads an existing store without its lock, and plans against
             # an empty throwaway one where none exists yet (opening a store creates its files).
             if settings.store.path.exists():
-                store = open_store(settings.store, read_only=True)
+                store = runtime.open_store(read_only=True)
             else:
                 scratch = tempfile.TemporaryDirectory(prefix="synthkg-dry-run-")
                 store = open_store(settings.store.model_copy(update={"path": Path(scratch.name) / "store"}))
         elif own_store:
-            store = open_store(settings.store)
+            store = runtime.open_store()
         assert store is not None
         if extractor is None and (options.extractor == "none" or not options.dry_run):
-            setup = make_extraction(settings, options.extractor, backend=backend, usage=usage)
+            try:
+                setup = runtime.extraction(options.extractor, usage=usage, student=student)
+            except SetupError as exc:
+                raise IngestError(str(exc)) from exc
             extractor, retry_extractor = setup.extractor, setup.retry_extractor
             resample_extractor: Extractor | None = setup.resample_extractor
-            backend, cached = setup.backend, setup.cached
-            endpoint = getattr(backend, "endpoint", None)
+            llm, cached = setup.backend, setup.cached
+            endpoint = getattr(llm, "endpoint", None)
             summary.llm = setup.model + (f" at {redact_url(endpoint)}" if endpoint else "")
         else:
             retry_extractor, resample_extractor = extractor, None
         resolver = merge_log = None
         if not options.dry_run:
             merge_log = MergeLog(settings.data_dir)
-            if options.resolve_with_embeddings and embedder is None:
-                from synthkg.embeddings import make_embedder
-
-                embedder = make_embedder(settings.embedding)
-            resolver = EntityResolver(
-                store, embedder if options.resolve_with_embeddings else None, blocked=merge_log.blocked()
+            resolver = runtime.resolver(
+                store, blocked=merge_log.blocked(), use_embeddings=options.resolve_with_embeddings
             )
         if options.concurrency is None:
-            parallel = getattr(backend, "parallel", None) or settings.llm.concurrency
+            parallel = getattr(llm, "parallel", None) or settings.llm.concurrency
             options = options.model_copy(update={"concurrency": parallel})
         runner = Ingestor(store, extractor, usage=usage, options=options,  # type: ignore[arg-type]
                           retry_extractor=retry_extractor, resample_extractor=resample_extractor,
                           resolver=resolver, merge_log=merge_log, progress=progress)
         try:
-            runner.run(loaded.documents, summary)
+            runner.run(documents, summary)
         except LLMError as exc:
             raise IngestError(f"LLM backend failed: {as_sentence(exc)} {_RESUME_HINT}") from exc
         except StoreError as exc:
@@ -491,7 +400,8 @@ def ingest(
         if not options.dry_run:
             summary.store_totals = store.counts().model_dump()
             if options.update_index:
-                _update_index(store, settings, embedder, progress=progress)
+                # Brings the retrieval indexes up to date with the store (embeds only what is new).
+                runtime.open_index().update(store, progress=progress)
             summary.run_record = str(_write_run_record(settings, summary, path_list, options, cached))
     finally:
         if cached is not None:
@@ -501,14 +411,3 @@ def ingest(
         if scratch is not None:
             scratch.cleanup()
     return summary
-
-
-def _update_index(
-    store: GraphStore, settings: Settings, embedder: Embedder | None, *, progress: bool = False
-) -> None:
-    """Bring the retrieval indexes up to date with the store (embeds only what is new)."""
-    if embedder is None:
-        from synthkg.embeddings import make_embedder
-
-        embedder = make_embedder(settings.embedding)
-    SearchIndex.open(settings.index_path(), embedder).update(store, progress=progress)

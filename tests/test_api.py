@@ -13,7 +13,7 @@ from langchain_core.language_models import FakeListChatModel
 from synthkg.api import EmptyStoreError, KnowledgeGraph
 from synthkg.config import Settings
 from synthkg.indexes import IndexMismatchError, SearchIndex
-from synthkg.model import GraphBatch
+from synthkg.model import Document, GraphBatch
 from synthkg.prompts import load_prompt
 from synthkg.store.embedded import EmbeddedStore
 from tests.fakes import RecordedCall, ScriptedChatModel
@@ -263,3 +263,27 @@ def test_distilled_ingest_builds_the_named_student(tmp_path: Path, monkeypatch: 
     assert shipped is not None and fake.calls[0].messages[0]["content"] == shipped.system_prompt
     assert fake.calls[1].messages == [{"role": "system", "content": "Graph it."},
                                       {"role": "user", "content": "Text: Oslo is the capital of Norway."}]
+
+
+def test_ingest_takes_documents_and_replays_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents made in code ingest like loaded files, and `records` replays recorded extractions
+    without any LLM (a chunk with no record fails, as on the CLI)."""
+    for builder in ("make_backend", "make_student_backend"):
+        monkeypatch.setattr(f"synthkg.llm.factory.{builder}", lambda *a: pytest.fail("an LLM was built"))
+    oslo = Document.create("Oslo is the capital of Norway.", title="Oslo", key="oslo")
+    porto = Document.create("Porto lies on the Douro river.", title="Porto", key="porto")
+    records = tmp_path / "records.jsonl"
+    graph = {"entities": [{"name": "Oslo", "type": "LOCATION"}, {"name": "Norway", "type": "LOCATION"}],
+             "quadruples": [{"subject": "Oslo", "relation": "is the capital of", "object": "Norway",
+                             "proposition": "Oslo is the capital of Norway."}]}
+    records.write_text(json.dumps({"text": oslo.text, "graph": graph}) + "\n")
+    settings = make_settings(tmp_path)
+    with KnowledgeGraph.open(tmp_path / "kg", settings=settings, embedder=HashingEmbedder()) as kg:
+        summary = kg.ingest([oslo, porto], records=[records])
+        assert summary.documents_ingested == 2 and summary.propositions == 1
+        assert [f.reason for f in summary.failures] == ["replay:missing"]
+        assert kg.store.get_document(oslo.id) is not None and kg.store.find_entities("Norway")
+        assert {c.document_id for c in kg.retrieve("capital of Norway", k=2, mode="dense").chunks} == {
+            oslo.id, porto.id}  # both indexed

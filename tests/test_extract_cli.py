@@ -86,7 +86,7 @@ def test_the_command_extracts_with_the_student_and_appends_stats(
     fake = StreamingScriptedChatModel(lines_reply)
     fake.parallel = 3  # type: ignore[attr-defined]  # as a server engine with 3 slots says
     monkeypatch.setattr("synthkg.llm.factory.make_student_backend", lambda settings, cache_dir: fake)
-    monkeypatch.setattr("synthkg.ingest.load_student_prompt", lambda path: lines_student())
+    monkeypatch.setattr("synthkg.runtime.load_student_prompt", lambda path: lines_student())
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     out = tmp_path / "records.jsonl"
     runner = CliRunner()
@@ -138,7 +138,7 @@ def test_ingest_keeps_as_many_documents_in_flight_as_the_backend_decodes(
 
     backend = Parallel(lines_reply)
     monkeypatch.setattr("synthkg.llm.factory.make_student_backend", lambda settings, cache_dir: backend)
-    monkeypatch.setattr("synthkg.ingest.load_student_prompt", lambda path: lines_student())
+    monkeypatch.setattr("synthkg.runtime.load_student_prompt", lambda path: lines_student())
     settings = Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
     settings.store.path = tmp_path / "store"
     summary = ingest([corpus], settings=settings, embedder=HashingEmbedder(),

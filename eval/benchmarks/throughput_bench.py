@@ -48,10 +48,9 @@ from synthkg.config import LLMSettings, Settings
 from synthkg.embeddings import Embedder, make_embedder
 from synthkg.extract.corpus import extract_corpus
 from synthkg.extract.replay import ReplayExtractor
-from synthkg.ingest import make_extraction
 from synthkg.llm.cache import Usage
 from synthkg.llm.llama_server import stop_servers
-from synthkg.model import Document
+from synthkg.runtime import Runtime
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -102,10 +101,6 @@ def busy_processes(count: int) -> Iterator[None]:
             worker.join()
 
 
-def _documents(dataset: Dataset) -> list[Document]:
-    return [Document.create(p.text, title=p.title, source="bench", key=p.id) for p in dataset.passages]
-
-
 def run_setting(
     setting: Setting, dataset: Dataset, work: Path, cache_root: Path
 ) -> tuple[dict[str, Any], Path]:
@@ -117,11 +112,11 @@ def run_setting(
                       threads=setting.threads)
     settings = Settings(llm=llm, cache_dir=cache, data_dir=work / setting.name)
     usage = Usage()
-    setup = make_extraction(settings, setting.extractor, usage=usage)  # type: ignore[arg-type]
+    setup = Runtime(settings).extraction(setting.extractor, usage=usage)
     assert setup.cached is not None
     # Warm-up outside the clock: loads the model (starts the server), exports the adapter.
     setup.cached.chat([{"role": "user", "content": "Say OK."}], max_tokens=4, stage="warmup")
-    documents = _documents(dataset)
+    documents = dataset.documents()[0]
     records = work / f"{setting.name}.jsonl"
     with busy_processes(setting.load):
         started = time.perf_counter()

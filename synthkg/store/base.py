@@ -14,7 +14,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 from synthkg.model import (
     Chunk,
@@ -27,10 +26,9 @@ from synthkg.model import (
     Subgraph,
 )
 
-if TYPE_CHECKING:
-    from synthkg.store.deletion import DeletionPlan
-
-ExportFormat = Literal["graphml", "json"]
+# Both read a store only through this interface and name it for typing alone: no import cycle.
+from synthkg.store.deletion import DeletionPlan, plan_deletion
+from synthkg.store.export import ExportFormat, export_store
 
 
 class StoreError(RuntimeError):
@@ -133,8 +131,6 @@ class GraphStore(ABC):
     def deletion_plan(self, document_ids: Iterable[str]) -> list[DeletionPlan]:
         """What `delete_document` would remove for each document, deleted in this order, computed from
         reads only (nothing is written). See synthkg.store.deletion."""
-        from synthkg.store.deletion import plan_deletion
-
         return plan_deletion(self, document_ids)
 
     # --- bulk reads (index building, export) --------------------------------------------------
@@ -158,8 +154,6 @@ class GraphStore(ABC):
 
     def export(self, path: str | Path, format: ExportFormat = "json") -> Path:
         """Write the whole graph to `path` as GraphML or JSON (see synthkg.store.export)."""
-        from synthkg.store.export import export_store
-
         return export_store(self, Path(path), format)
 
     # --- lifecycle ----------------------------------------------------------------------------

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import networkx as nx
 
 if TYPE_CHECKING:
-    from synthkg.store.base import ExportFormat, GraphStore
+    from synthkg.store.base import GraphStore
+
+ExportFormat = Literal["graphml", "json"]
 
 
 # XML 1.0 cannot hold most control characters, not even escaped: GraphML gets U+FFFD in their place

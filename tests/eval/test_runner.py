@@ -131,7 +131,7 @@ def test_notes_name_skipped_passages_and_failed_chunks(tmp_path: Path) -> None:
     dataset = Dataset("tiny", passages, [Question(id="q", question="Where is Lisbon?", answer="Portugal")])
     prepared = prepare_corpus(dataset, settings_in(tmp_path), "none", embedder=HashingEmbedder(),
                               progress=False)
-    assert prepared.notes() == [f"not ingested: {prepared.corpus_path}: record 1: empty document, skipped"]
+    assert prepared.notes() == ["not ingested: passage p2: empty document, skipped"]
     failed = Document.create("Text.", key="p3", metadata={"failed_chunks": {"0": "unparseable", "2": "x"}})
     with EmbeddedStore(prepared.settings.store.path) as store:
         store.upsert_documents([failed])

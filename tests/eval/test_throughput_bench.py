@@ -36,7 +36,7 @@ def test_a_setting_runs_and_is_scored(tmp_path: Path, monkeypatch: pytest.Monkey
     fake = StreamingScriptedChatModel(lines_reply)
     fake.parallel = 2  # type: ignore[attr-defined]
     monkeypatch.setattr("synthkg.llm.factory.make_student_backend", lambda settings, cache_dir: fake)
-    monkeypatch.setattr("synthkg.ingest.load_student_prompt", lambda path: lines_student())
+    monkeypatch.setattr("synthkg.runtime.load_student_prompt", lambda path: lines_student())
     data = load_dataset(SAMPLE_DIR / "demo_question.json", SAMPLE_DIR / "demo_corpus.json")
     cache_root = tmp_path / "cache-root"
     (cache_root / "models").mkdir(parents=True)
