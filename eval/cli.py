@@ -69,7 +69,7 @@ OutOpt = Annotated[
 ]
 WorkDirOpt = Annotated[
     Path | None,
-    typer.Option(help="Where each dataset subset gets its own store, corpus file and run records (default: "
+    typer.Option(help="Where each dataset subset gets its own store and run records (default: "
                  "<data_dir>/eval, i.e. .synthkg/eval). Reused by reruns, which then only ingest what is "
                  "missing."),
 ]

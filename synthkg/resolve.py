@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from synthkg.store.base import GraphStore
 
 log = logging.getLogger(__name__)
+
+# Stored entities already embedded: their ids, the texts embedded (their names) and the vectors, row-aligned.
+KnownVectors = tuple[list[str], list[str], np.ndarray]
 
 _DIGIT = re.compile(r"\d")
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -107,8 +110,12 @@ class EntityResolver:
         *,
         threshold: float = 0.92,
         blocked: set[tuple[str, str]] | None = None,
+        known: Callable[[], KnownVectors] | None = None,
     ) -> None:
+        """`known` gives vectors of stored entity names already embedded with the same `embedder` (the
+        search index's entity section): those are reused, so a run embeds only names it has not seen."""
         self.store = store
+        self._known = known
         self.embedder = embedder
         self.threshold = threshold
         self.blocked = blocked or set()
@@ -121,7 +128,18 @@ class EntityResolver:
     def _ensure_index(self) -> None:
         if self._index_vectors is None and self.embedder is not None:
             self._index_vectors = np.zeros((0, self.embedder.dim), dtype=np.float32)
-            self.add_to_index(self.store.iter_entities())
+            stored = list(self.store.iter_entities())
+            if self._known is not None:
+                ids, texts, vectors = self._known()
+                row = {rid: r for r, rid in enumerate(ids)}
+                # Reused only where the vector is of the name as it is now.
+                have = [e for e in stored if e.id in row and texts[row[e.id]] == e.name]
+                if have:
+                    self._index_vectors = np.asarray(vectors[[row[e.id] for e in have]], dtype=np.float32)
+                    self._index_ids = [e.id for e in have]
+                    self._index_entities = have
+                    self._indexed = set(self._index_ids)
+            self.add_to_index(stored)
 
     def add_to_index(self, entities: Iterable[Entity]) -> None:
         """Make written entities candidates for later merges."""

@@ -12,15 +12,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from synthkg import embeddings
 from synthkg.config import Settings
+from synthkg.embeddings import EmbeddingError
 from synthkg.extract.base import Extractor
 from synthkg.extract.distilled import DistilledExtractor, StudentPrompt, load_student_prompt
-from synthkg.indexes import SearchIndex
+from synthkg.indexes import SearchIndex, SearchIndexError
 from synthkg.llm import factory
 from synthkg.llm.base import ChatBackend, ChatResult, LLMError, Message, accepts
 from synthkg.llm.cache import CachedBackend, Usage
-from synthkg.resolve import EntityResolver
+from synthkg.resolve import EntityResolver, KnownVectors
 from synthkg.store import GraphStore, open_store
 
 
@@ -136,8 +139,20 @@ class Runtime:
     def resolver(
         self, store: GraphStore, *, blocked: set[tuple[str, str]], use_embeddings: bool
     ) -> EntityResolver:
-        """Entity resolution into `store`, by name and (with `use_embeddings`) by embedding similarity."""
-        return EntityResolver(store, self.embedder if use_embeddings else None, blocked=blocked)
+        """Entity resolution into `store`, by name and (with `use_embeddings`) by embedding similarity,
+        reusing the search index's entity vectors (one embedding per entity name, not one per run)."""
+        if not use_embeddings:
+            return EntityResolver(store, None, blocked=blocked)
+        return EntityResolver(store, self.embedder, blocked=blocked, known=self._indexed_entities)
+
+    def _indexed_entities(self) -> KnownVectors:
+        try:
+            index = self.open_index()
+        except (SearchIndexError, EmbeddingError):  # another model's index, or unreadable: embed anew
+            return [], [], np.zeros((0, 0), dtype=np.float32)
+        ids = index.ids("entities")
+        texts = [index.text("entities", i) or "" for i in ids]
+        return ids, texts, index.vectors("entities")
 
     # --- LLM -------------------------------------------------------------------------------------------
     def chat_backend(self) -> ChatBackend:

@@ -301,3 +301,33 @@ def test_same_ingest_on_both_stores(corpus: Path, settings: Settings, graph_stor
         )
     again = into_graph_store()
     assert again.documents_skipped == 3 and again.store_totals == summary.store_totals
+
+
+def test_resolver_reuses_the_search_index_entity_vectors(tmp_path: Path) -> None:
+    """An entity name is embedded once: a later run's resolver takes stored entities' vectors from the
+    search index (where their names still match) and embeds only the rest; merges are the same."""
+    with EmbeddedStore(tmp_path / "store") as store:
+        museum, year = Entity.create("Marie Curie Museum", "ORGANIZATION"), Entity.create("1998", "DATE")
+        store.write(GraphBatch(entities=[museum, year]))
+        first = HashingEmbedder()
+        vectors = first.embed([museum.name, "an older name"])
+        embedder = HashingEmbedder()
+        known = ([museum.id, year.id], [museum.name, "an older name"], vectors)
+        resolver = EntityResolver(store, embedder, threshold=0.8, known=lambda: known)
+        batch = GraphBatch(entities=[Entity.create("Curie Museum Marie", "ORGANIZATION")])
+        _, merges = resolver.resolve(batch)
+        assert [(m.into_name, m.method) for m in merges] == [("Marie Curie Museum", "embedding")]
+        # The museum's vector came from the index; "1998" was indexed under another name: embedded anew.
+        assert embedder.calls[0] == ["1998"] and "Marie Curie Museum" not in embedder.embedded
+
+
+def test_a_second_ingest_embeds_only_new_entity_names(corpus: Path, settings: Settings) -> None:
+    embedder = HashingEmbedder()
+    llm = RuleBasedLLM()
+    ingest([corpus], settings=settings, backend=llm, embedder=embedder, progress=False)
+    more = write_corpus(corpus.parent / "more", {"d.txt": "Marie Curie lived in Paris near Lise Meitner."})
+    embedder.calls.clear()
+    ingest([more], settings=settings, backend=llm, embedder=embedder, progress=False)
+    with EmbeddedStore(settings.store.path, read_only=True) as store:
+        stored_before = {e.name for e in store.iter_entities()} - {"Lise Meitner"}
+    assert stored_before and not (stored_before & set(embedder.embedded))
