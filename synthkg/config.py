@@ -104,6 +104,10 @@ class LLMSettings(BaseModel):
         None, description="server engine: a llama-server binary (default: the one setup built)"
     )
     repeat_penalty: float = 1.1
+    gpu_layers: int = Field(
+        0, ge=0, description="server engine: model layers offloaded to a GPU (99: all), with a llama-server "
+        "built for it (`python -m synthkg.llm.llama_server build --cuda-arch 90`); 0: CPU only",
+    )
     device: str = Field(
         "cpu",
         description="hf backend: 'cpu' or a torch device such as 'cuda' (bfloat16; the calls of many "

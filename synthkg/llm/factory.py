@@ -95,6 +95,7 @@ def make_llamacpp_backend(
         slots=settings.slots,
         threads=settings.threads,
         context_per_slot=settings.context_size,
+        extra_args=("--n-gpu-layers", str(settings.gpu_layers)) if settings.gpu_layers else (),
     )
     return LlamaServerBackend(
         spec,

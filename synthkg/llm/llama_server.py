@@ -110,30 +110,44 @@ def server_binary(cache_dir: Path, explicit: str | Path | None = None) -> Path:
     return path
 
 
-def build_server(cache_dir: Path, *, jobs: int | None = None) -> Path:
-    """Build llama-server from the installed llama-cpp-python release's sdist (downloaded from PyPI with
-    pip) unless already built; returns the binary. The compiler's output goes to `<binary>.build.log`,
-    whose tail a failure quotes. Safe to run from several processes at once."""
-    target = built_server_path(cache_dir)
+def build_server(
+    cache_dir: Path, *, jobs: int | None = None, source: Path | None = None, cuda_arch: str | None = None
+) -> Path:
+    """Build llama-server unless already built; returns the binary. From `source` (a llama-cpp-python
+    sdist, or a llama.cpp source folder or .tar.gz: no network needed), else from the installed
+    llama-cpp-python release's sdist, downloaded from PyPI with pip. `cuda_arch` (e.g. "90" for Hopper)
+    builds for NVIDIA GPUs with that architecture (needs nvcc) as `llama-server-cuda`: run it with
+    [llm] gpu_layers. The compiler's output goes to `<binary>.build.log`, whose tail a failure quotes.
+    Safe to run from several processes at once."""
+    if source is None:
+        target = built_server_path(cache_dir)
+    else:
+        release = source.name.removesuffix(".gz").removesuffix(".tar").removesuffix(".tgz")
+        target = Path(cache_dir) / "llama-server" / release / "llama-server"
+    if cuda_arch:
+        target = target.with_name("llama-server-cuda")
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if target.is_file():
             return target
-        for tool in ("cmake", "c++"):
+        for tool in ("cmake", "c++", *(("nvcc",) if cuda_arch else ())):
             if shutil.which(tool) is None:
-                raise ServerError(f"building llama-server needs {tool} (apt-get install cmake g++)")
-        version = _llama_cpp_python_version()
+                raise ServerError(f"building llama-server needs {tool} (apt-get install cmake g++; nvcc)")
         log_path = target.with_suffix(".build.log")
-        log.info("building llama-server from llama-cpp-python %s's llama.cpp (~6 min on 2 cores); log: %s",
-                 version, log_path)
+        log.info("building %s (~6 min on 2 cores); log: %s", target, log_path)
         with tempfile.TemporaryDirectory(prefix="llama-server-build-") as tmp, log_path.open("wb") as out:
             work = Path(tmp)
-            _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python",
-                  f"llama-cpp-python=={version}", "-d", str(work / "sdist")], "download", out, log_path)
-            (sdist,) = (work / "sdist").glob("llama_cpp_python-*.tar.gz")
-            source = _extract_llama_cpp(sdist, work / "src")
+            if source is None:
+                version = _llama_cpp_python_version()
+                _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python",
+                      f"llama-cpp-python=={version}", "-d", str(work / "sdist")], "download", out, log_path)
+                (sdist,) = (work / "sdist").glob("llama_cpp_python-*.tar.gz")
+                tree = _extract_llama_cpp(sdist, work / "src")
+            else:
+                tree = _source_tree(source, work / "src")
             build = work / "build"
-            configure = ["cmake", "-S", str(source), "-B", str(build), *_BUILD_FLAGS, *PORTABLE_FLAGS]
+            gpu = ("-DGGML_CUDA=ON", f"-DCMAKE_CUDA_ARCHITECTURES={cuda_arch}") if cuda_arch else ()
+            configure = ["cmake", "-S", str(tree), "-B", str(build), *_BUILD_FLAGS, *PORTABLE_FLAGS, *gpu]
             _run(configure, "configure", out, log_path)
             parallel = str(jobs or os.cpu_count() or 2)
             _run(["cmake", "--build", str(build), "--target", "llama-server", "-j", parallel], "build", out,
@@ -157,6 +171,25 @@ def _run(command: Sequence[str], what: str, out: Any, log_path: Path) -> None:
         raise ServerError(
             f"building llama-server failed at the {what} step ({exc}); {log_path} ends: {tail}"
         ) from exc
+
+
+def _source_tree(source: Path, into: Path) -> Path:
+    """The llama.cpp tree of `source`: the folder itself, the vendored tree of a llama-cpp-python sdist,
+    or the one top folder of a source archive."""
+    if source.is_dir():
+        return source
+    if not source.is_file():
+        raise ServerError(f"llama.cpp source {source} does not exist")
+    with tarfile.open(source) as archive:
+        vendored = any("/vendor/llama.cpp/" in m.name for m in archive.getmembers())
+    if vendored:
+        return _extract_llama_cpp(source, into)
+    with tarfile.open(source) as archive:
+        archive.extractall(into, filter="data")
+    roots = [p for p in into.iterdir() if (p / "CMakeLists.txt").is_file()]
+    if len(roots) != 1:
+        raise ServerError(f"{source} holds no single llama.cpp folder (one top folder with CMakeLists.txt)")
+    return roots[0]
 
 
 def _extract_llama_cpp(sdist: Path, into: Path) -> Path:
@@ -522,12 +555,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="build: compile it (once; ~6 min on 2 cores); path: print where it is")
     parser.add_argument("--cache-dir", type=Path, default=None, help="default: synthkg's cache directory")
     parser.add_argument("--jobs", type=int, default=None, help="parallel compile jobs (default: all cores)")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="build from this llama-cpp-python sdist or llama.cpp folder/.tar.gz (offline) "
+                        "instead of downloading the installed release's sdist")
+    parser.add_argument("--cuda-arch", default=None,
+                        help="build for NVIDIA GPUs of this architecture (e.g. 90 for H100/H200; needs "
+                        "nvcc), as llama-server-cuda; run models on it with [llm] gpu_layers")
     args = parser.parse_args(argv)
     cache_dir = args.cache_dir or default_cache_dir()
     try:
         if args.command == "build":
             logging.basicConfig(level=logging.INFO, format="%(message)s")
-            print(build_server(cache_dir, jobs=args.jobs))
+            print(build_server(cache_dir, jobs=args.jobs, source=args.source, cuda_arch=args.cuda_arch))
         else:
             print(server_binary(cache_dir))
     except ServerError as exc:
