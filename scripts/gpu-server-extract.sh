@@ -14,6 +14,14 @@
 # MAX_SECONDS + 90), so what finished is always packed into $OUT: NAME.jsonl.gz (records: extract again
 # into the same file to resume), NAME.stats.json, NAME.log, the server's and the build's logs, a GPU log.
 # Needs python3, cmake and nvcc there, plus the wheels in .whl for what the machine lacks.
+#
+# The calls (15 min of device time; at most 64 MiB travel per call, the working tree included). Here:
+# scripts/gpu-prepare.sh; then make the tree small (`git rm -r -q --cached data
+# training/adapters/smollm2-135m-synthkg training/adapters/qwen2.5-coder-0.5b-synthkg-lines` and move
+# those folders aside: 7 MB travel instead of 18.5). 1: `build`, carrying .whl, .gpu/corpora and
+# .gpu/llama-cpp-src.tgz. 2-10: `ls .gpu/q05`, carrying one .gpu/q05/pNN each, back to back (a machine
+# keeps what earlier calls carried, but goes back 30 s after a call). 11: `run`. Then, here:
+# `git checkout HEAD -- data training/adapters`.
 set -u
 CACHE=/tmp/synthkg-cache
 BUILD_LOG=/tmp/llama-server-build.out
