@@ -1,4 +1,5 @@
-"""Chunk retrieval over a graph store and its search index: one entry point, `retrieve`, four modes.
+"""Chunk retrieval over a graph store and its search index: one `Retriever` class per mode on a common base
+(`make_retriever(store, index, mode)`, or `retrieve(...)` for one question).
 
 - `bm25`, `dense`: the baselines, BM25 / cosine over chunks.
 - `graph`: the proposition-entity graph retriever of Distill-SynthKG, as numbered stages:
@@ -31,9 +32,11 @@ import itertools
 import math
 import re
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import networkx as nx
 import numpy as np
@@ -110,6 +113,127 @@ class RetrievalParams(BaseModel):
 Reranker = Callable[[str, list[RetrievedChunk]], list[RetrievedChunk]]
 
 
+class Retriever(ABC):
+    """One retrieval mode bound to a store and its search index; call it (or `search`) with a question.
+    `rerank`, when given, reorders the top `params.rerank_depth` candidates (e.g. `llm_reranker(backend)`)
+    before the cut to `k`. Every mode returns the same `RetrievalResult`, with per-stage timings."""
+
+    mode: ClassVar[Mode]
+
+    def __init__(
+        self,
+        store: GraphStore,
+        index: SearchIndex,
+        params: RetrievalParams | None = None,
+        rerank: Reranker | None = None,
+    ) -> None:
+        self.store, self.index = store, index
+        self.params = params or RetrievalParams()
+        self.rerank = rerank
+
+    def search(self, question: str, k: int = 5, seeds: Sequence[str] = ()) -> RetrievalResult:
+        """The top-`k` chunks for `question`. `seeds`: names the graph modes start from besides the
+        question's own entities (an iterative reader's intermediate answers); the baselines ignore them."""
+        if not question or not question.strip():
+            raise ValueError("the question is empty; give a non-empty question")
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        timer = _Timer()
+        depth = max(k, self.params.rerank_depth) if self.rerank is not None else k
+        with timer("total"):
+            chunks, linked = self._candidates(question, depth, timer, seeds)
+            if self.rerank is not None and chunks:
+                with timer("rerank"):
+                    chunks = self.rerank(question, chunks)
+        return RetrievalResult(
+            question=question, mode=self.mode, chunks=chunks[:k], question_entities=linked,
+            timings_ms=timer.ms,
+        )
+
+    __call__ = search
+
+    @abstractmethod
+    def _candidates(
+        self, question: str, depth: int, timer: _Timer, seeds: Sequence[str]
+    ) -> tuple[list[RetrievedChunk], list[str]]:
+        """The best `depth` chunks, best first, and the names of the question's linked entities."""
+
+
+class BM25Retriever(Retriever):
+    """Baseline: BM25 over chunk texts."""
+
+    mode = "bm25"
+
+    def _candidates(
+        self, question: str, depth: int, timer: _Timer, seeds: Sequence[str]
+    ) -> tuple[list[RetrievedChunk], list[str]]:
+        with timer("search"):
+            hits = [(cid, s) for cid, s in self.index.bm25_search("chunks", question, depth) if s > 0]
+        return _plain_chunks(self.store, hits), []
+
+
+class DenseRetriever(Retriever):
+    """Baseline: cosine similarity of chunk embeddings to the question's."""
+
+    mode = "dense"
+
+    def _candidates(
+        self, question: str, depth: int, timer: _Timer, seeds: Sequence[str]
+    ) -> tuple[list[RetrievedChunk], list[str]]:
+        with timer("embed"):
+            qvec = self.index.embed_query([question])[0]
+        with timer("search"):
+            hits = self.index.dense_search("chunks", qvec, depth)
+        return _plain_chunks(self.store, hits), []
+
+
+class GraphRetriever(Retriever):
+    """The proposition-entity graph retriever (stages 1-5 in the module docstring)."""
+
+    mode = "graph"
+
+    def _candidates(
+        self, question: str, depth: int, timer: _Timer, seeds: Sequence[str]
+    ) -> tuple[list[RetrievedChunk], list[str]]:
+        return _graph_retrieve(question, depth, self.mode, self.store, self.index, self.params, timer, seeds)
+
+
+class PPRRetriever(GraphRetriever):
+    """Stages 1-4 of the graph retriever, then personalized PageRank over the subgraph."""
+
+    mode = "ppr"
+
+
+class HippoRetriever(Retriever):
+    """HippoRAG 2's personalized PageRank over the whole corpus graph (retrieval/passage_graph.py)."""
+
+    mode = "hippo"
+
+    def _candidates(
+        self, question: str, depth: int, timer: _Timer, seeds: Sequence[str]
+    ) -> tuple[list[RetrievedChunk], list[str]]:
+        return _hippo_retrieve(question, depth, self.store, self.index, self.params, timer, seeds)
+
+
+RETRIEVERS: dict[Mode, type[Retriever]] = {
+    r.mode: r for r in (BM25Retriever, DenseRetriever, GraphRetriever, PPRRetriever, HippoRetriever)
+}
+assert tuple(RETRIEVERS) == MODES  # one class per mode, in the modes' order
+
+
+def make_retriever(
+    store: GraphStore,
+    index: SearchIndex,
+    mode: Mode = "graph",
+    params: RetrievalParams | None = None,
+    rerank: Reranker | None = None,
+) -> Retriever:
+    """The retriever of `mode` bound to a store and index (callable: the `retriever_fn` the reader takes)."""
+    if mode not in RETRIEVERS:
+        raise ValueError(f"unknown retrieval mode {mode!r}; expected one of {', '.join(MODES)}")
+    return RETRIEVERS[mode](store, index, params, rerank)
+
+
 def retrieve(
     question: str,
     k: int = 5,
@@ -121,60 +245,8 @@ def retrieve(
     rerank: Reranker | None = None,
     seeds: Sequence[str] = (),
 ) -> RetrievalResult:
-    """The top-`k` chunks for `question`. `rerank`, when given, reorders the top `params.rerank_depth`
-    candidates (e.g. `llm_reranker(backend)`) before the cut to `k`. `seeds`: names the graph modes start
-    from besides the question's own entities (an iterative reader's intermediate answers)."""
-    if not question or not question.strip():
-        raise ValueError("the question is empty; give a non-empty question")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if mode not in MODES:
-        raise ValueError(f"unknown retrieval mode {mode!r}; expected one of {', '.join(MODES)}")
-    params = params or RetrievalParams()
-    timer = _Timer()
-    depth = max(k, params.rerank_depth) if rerank is not None else k
-    with timer("total"):
-        if mode == "bm25":
-            with timer("search"):
-                hits = [(cid, s) for cid, s in index.bm25_search("chunks", question, depth) if s > 0]
-            chunks, linked = _plain_chunks(store, hits), []
-        elif mode == "dense":
-            with timer("embed"):
-                qvec = index.embed_query([question])[0]
-            with timer("search"):
-                hits = index.dense_search("chunks", qvec, depth)
-            chunks, linked = _plain_chunks(store, hits), []
-        elif mode == "hippo":
-            chunks, linked = _hippo_retrieve(question, depth, store, index, params, timer, seeds)
-        else:
-            chunks, linked = _graph_retrieve(question, depth, mode, store, index, params, timer, seeds)
-        if rerank is not None and chunks:
-            with timer("rerank"):
-                chunks = rerank(question, chunks)
-    return RetrievalResult(
-        question=question,
-        mode=mode,
-        chunks=chunks[:k],
-        question_entities=linked,
-        timings_ms=timer.ms,
-    )
-
-
-def make_retriever(
-    store: GraphStore,
-    index: SearchIndex,
-    mode: Mode = "graph",
-    params: RetrievalParams | None = None,
-    rerank: Reranker | None = None,
-) -> Callable[[str, int], RetrievalResult]:
-    """`retrieve` bound to a store and index: the `retriever_fn` the reader takes."""
-
-    def retriever(question: str, k: int, seeds: Sequence[str] = ()) -> RetrievalResult:
-        return retrieve(
-            question, k, mode, store=store, index=index, params=params, rerank=rerank, seeds=seeds
-        )
-
-    return retriever
+    """The top-`k` chunks for `question` by `mode` (see `Retriever.search`)."""
+    return make_retriever(store, index, mode, params, rerank).search(question, k, seeds)
 
 
 # --- graph and PPR retrieval -------------------------------------------------------------------------

@@ -9,9 +9,13 @@ import pytest
 from retrieval.rerank import llm_reranker
 from retrieval.retrievers import (
     MODES,
+    RETRIEVERS,
     Expansion,
+    GraphRetriever,
+    PPRRetriever,
     RetrievalParams,
     RetrievedChunk,
+    Retriever,
     Seed,
     closeness,
     make_retriever,
@@ -257,3 +261,15 @@ def test_make_retriever_binds_store_index_and_mode(hashed: Corpus) -> None:
     result = retriever("Xanadu Nights", 2)
     assert result.mode == "bm25" and len(result.chunks) == 2
     assert result.chunks[0].chunk_id == chunk_id_of(hashed.batch, SUPPORT_A)
+
+
+def test_one_retriever_class_per_mode(hashed: Corpus) -> None:
+    """Each mode is its own class on the `Retriever` base; calling one is `retrieve` with its mode."""
+    assert list(RETRIEVERS) == list(MODES)
+    for mode, cls in RETRIEVERS.items():
+        retriever = make_retriever(hashed.store, hashed.index, mode)
+        assert type(retriever) is cls and isinstance(retriever, Retriever) and cls.mode == mode
+        called = retriever.search(QUESTION, 3)
+        direct = retrieve(QUESTION, 3, mode, store=hashed.store, index=hashed.index)
+        assert called.chunk_ids == direct.chunk_ids and called.mode == mode
+    assert issubclass(PPRRetriever, GraphRetriever)  # the same stages 1-4, another stage 5
