@@ -122,7 +122,8 @@ def throughput_table(results_dir: Path) -> str | None:
     ]
     for row in run["settings"]:
         setting = row["setting"]
-        load = f", {setting['load']} busy" if setting.get("load") else ""
+        load = f", {setting['speculative']}" if setting.get("speculative", "none") != "none" else ""
+        load += f", {setting['load']} busy" if setting.get("load") else ""
         load += f", {setting['threads']} threads" if setting.get("threads") else ""
         model = Path(setting["model"]).name
         coverage = row.get("kg_coverage")

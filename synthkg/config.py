@@ -104,6 +104,13 @@ class LLMSettings(BaseModel):
         None, description="server engine: a llama-server binary (default: the one setup built)"
     )
     repeat_penalty: float = 1.1
+    speculative: Literal["none", "ngram-simple", "ngram-map-k", "ngram-mod"] = Field(
+        "none",
+        description="server engine: self-speculative decoding, drafting tokens from n-grams already in the "
+        "prompt and answer (no draft model); greedy answers stay the same, only faster where the answer "
+        "copies text, as extraction does",
+    )
+    speculative_max: int = Field(16, ge=1, description="server engine: most tokens drafted at a time")
     gpu_layers: int = Field(
         0, ge=0, description="server engine: model layers offloaded to a GPU (99: all), with a llama-server "
         "built for it (`python -m synthkg.llm.llama_server build --cuda-arch 90`); 0: CPU only",

@@ -53,6 +53,7 @@ from synthkg.llm.llama_server import stop_servers
 from synthkg.runtime import Runtime
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
+SPECULATIVE = ("ngram-simple", "ngram-map-k", "ngram-mod")  # [llm] speculative, besides "none"
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -65,21 +66,26 @@ class Setting:
     slots: int
     load: int = 0
     threads: int | None = None
+    speculative: str = "none"
 
     @classmethod
     def parse(cls, text: str) -> Setting:
         name, _, spec = text.partition("=")
+        spec, _, speculative = spec.partition("+")
         parts = spec.split(":")
         valid = (
             bool(name) and len(parts) in (4, 5, 6) and parts[0] in ("distilled", "multistep")
             and parts[2] in ("python", "server") and all(p.isdigit() for p in parts[3:])
+            and speculative in ("", *SPECULATIVE) and not (speculative and parts[2] != "server")
         )
         if not valid:
             raise typer.BadParameter(
                 f"{text!r}: expected NAME=distilled|multistep:MODEL:python|server:SLOTS[:LOAD[:THREADS]]"
+                f"[+SPECULATIVE], SPECULATIVE (server only) one of {', '.join(SPECULATIVE)}"
             )
         numbers = [int(p) for p in parts[3:]] + [0, 0]
-        return cls(name, parts[0], parts[1], parts[2], numbers[0], numbers[1], numbers[2] or None)
+        return cls(name, parts[0], parts[1], parts[2], numbers[0], numbers[1], numbers[2] or None,
+                   speculative or "none")
 
 
 def _busy() -> None:  # pragma: no cover - runs in a child process
@@ -109,7 +115,7 @@ def run_setting(
     cache.mkdir(parents=True, exist_ok=True)
     (cache / "models").symlink_to(cache_root / "models")  # the assembled local models
     llm = LLMSettings(model=setting.model, engine=setting.engine, slots=setting.slots,  # type: ignore[arg-type]
-                      threads=setting.threads)
+                      threads=setting.threads, speculative=setting.speculative)  # type: ignore[arg-type]
     settings = Settings(llm=llm, cache_dir=cache, data_dir=work / setting.name)
     usage = Usage()
     setup = Runtime(settings).extraction(setting.extractor, usage=usage)

@@ -95,7 +95,7 @@ def make_llamacpp_backend(
         slots=settings.slots,
         threads=settings.threads,
         context_per_slot=settings.context_size,
-        extra_args=("--n-gpu-layers", str(settings.gpu_layers)) if settings.gpu_layers else (),
+        extra_args=server_args(settings),
     )
     return LlamaServerBackend(
         spec,
@@ -103,6 +103,16 @@ def make_llamacpp_backend(
         max_tokens=settings.max_tokens,
         repeat_penalty=settings.repeat_penalty,
     )
+
+
+def server_args(settings: LLMSettings) -> tuple[str, ...]:
+    """llama-server options the settings ask for beyond the model and slots: GPU offload, speculation."""
+    args: tuple[str, ...] = ()
+    if settings.gpu_layers:
+        args += ("--n-gpu-layers", str(settings.gpu_layers))
+    if settings.speculative != "none":
+        args += ("--spec-type", settings.speculative, "--spec-draft-n-max", str(settings.speculative_max))
+    return args
 
 
 DEFAULT_STUDENT = "synthkg-student"

@@ -26,7 +26,10 @@ def test_settings_parse_and_bad_ones_are_refused() -> None:
     )
     assert Setting.parse("shared=distilled:m:python:1:1").load == 1
     assert Setting.parse("one-thread=distilled:m:server:4:1:1").threads == 1
-    bad_ones = ("x=distilled:m:gpu:1", "distilled:m:server:4", "x=teacher:m:server:4", "x=distilled:m:server")
+    assert Setting.parse("spec=distilled:m:server:4+ngram-simple").speculative == "ngram-simple"
+    assert Setting.parse("plain=distilled:m:server:4").speculative == "none"
+    bad_ones = ("x=distilled:m:gpu:1", "distilled:m:server:4", "x=teacher:m:server:4", "x=distilled:m:server",
+                "x=distilled:m:server:4+magic", "x=distilled:m:python:1+ngram-simple")
     for bad in bad_ones:
         with pytest.raises(typer.BadParameter, match="expected NAME="):
             Setting.parse(bad)

@@ -87,3 +87,20 @@ def test_gpu_layers_reach_the_server_command(tmp_path: Path, monkeypatch: pytest
     assert isinstance(on_gpu, LlamaServerBackend) and isinstance(on_cpu, LlamaServerBackend)
     assert on_gpu._spec is not None and on_cpu._spec is not None
     assert on_gpu._spec.extra_args == ("--n-gpu-layers", "99") and on_cpu._spec.extra_args == ()
+
+
+def test_speculative_decoding_reaches_the_server_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = tmp_path / "llama-server"
+    binary.write_text("#!/bin/sh\nexit 1\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("SYNTHKG_LLAMA_SERVER", str(binary))
+    settings = LLMSettings(
+        model="qwen2.5-coder-0.5b", speculative="ngram-simple", speculative_max=8, gpu_layers=9
+    )
+    backend = make_backend(settings, tmp_path)
+    assert isinstance(backend, LlamaServerBackend) and backend._spec is not None
+    assert backend._spec.extra_args == (
+        "--n-gpu-layers", "9", "--spec-type", "ngram-simple", "--spec-draft-n-max", "8"
+    )
