@@ -19,9 +19,9 @@ from synthkg.config import Settings
 from synthkg.runtime import ExtractorName
 
 if TYPE_CHECKING:
-    from eval.runner import Cost, EvalConfig, Kind, ModeSummary
+    from eval.result_files import Cost, EvalConfig, Kind, ModeSummary
 
-# The runner (retrieval, ingest, torch via the embedder) is imported inside the commands, so that every
+# The evaluations (retrieval, ingest, torch via the embedder) are imported inside the commands, so that every
 # other `synthkg` command starts as fast as before.
 
 eval_app = typer.Typer(
@@ -108,7 +108,7 @@ def _modes(value: str) -> list[Any]:
 
 def _extractor(choice: ExtractorName | None, modes: list[str]) -> str:
     """The extractor to build the store with: chunks only when every mode is a baseline."""
-    from eval.runner import GRAPH_MODES
+    from retrieval.modes import GRAPH_MODES
 
     graph_modes = [m for m in modes if m in GRAPH_MODES]
     if choice is None:
@@ -142,7 +142,7 @@ class _Run:
 
     def __init__(self, settings: Settings, dataset: Dataset, extractor: str, work_dir: Path | None,
                  progress: bool, records: list[Path] | None = None) -> None:
-        from eval.runner import prepare_corpus
+        from eval.corpus import prepare_corpus
         from synthkg.extract.replay import ReplayExtractor
         from synthkg.runtime import Runtime
 
@@ -173,7 +173,8 @@ class _Run:
 
     def config(self, modes: list[str], **fields: Any) -> EvalConfig:
         """The run's configuration; the graph retrievers' parameters when a mode uses them."""
-        from eval.runner import GRAPH_MODES, EvalConfig
+        from eval.result_files import EvalConfig
+        from retrieval.modes import GRAPH_MODES
         from retrieval.retrievers import RetrievalParams
 
         if any(m.split("/")[0] in GRAPH_MODES for m in modes):
@@ -192,7 +193,7 @@ class _Run:
         )
 
     def cost(self, eval_wall_seconds: float, **extra_stages: Any) -> Cost:
-        from eval.runner import Cost
+        from eval.result_files import Cost
 
         stages, build_seconds = self.prepared.build_cost()
         return Cost.of({**stages, **extra_stages}, build_seconds, eval_wall_seconds)
@@ -200,7 +201,7 @@ class _Run:
     def write(self, kind: Kind, config: EvalConfig, rows: Any, aggregates: dict[str, ModeSummary],
               cost: Cost, out: Path | None) -> None:
         """Write the result file (into `out` or the default folder) and print its aggregates."""
-        from eval.runner import DEFAULT_RESULTS_DIR, write_result
+        from eval.result_files import DEFAULT_RESULTS_DIR, write_result
 
         notes = self.prepared.notes()
         path = write_result(kind, self.dataset, config, rows, aggregates, cost, out or DEFAULT_RESULTS_DIR,
@@ -212,7 +213,7 @@ class _Run:
 
 def _guarded(action: Any) -> Any:
     """Run `action`, turning the errors a user can cause or fix into one message without a traceback."""
-    from eval.runner import EvalError
+    from eval.result_files import EvalError
     from synthkg.embeddings import EmbeddingError
     from synthkg.extract.replay import ReplayError
     from synthkg.indexes import SearchIndexError
@@ -282,7 +283,7 @@ def retrieval_command(
     settings = with_llm(root_settings(ctx), backend, model, base_url)
 
     def run() -> None:
-        from eval.runner import eval_retrieval
+        from eval.retrieval_eval import eval_retrieval
 
         data = _load(dataset, corpus, limit, distractors, supporting_only)
         job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress, records)
@@ -337,7 +338,7 @@ def qa_command(
     settings = with_llm(root_settings(ctx), backend, model, base_url)
 
     def run() -> None:
-        from eval.runner import eval_qa
+        from eval.qa_eval import eval_qa
 
         data = _load(dataset, corpus, limit, distractors, supporting_only)
         job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress, records)
@@ -395,7 +396,7 @@ def kg_command(
     settings = with_llm(root_settings(ctx), backend, model, base_url)
 
     def run() -> None:
-        from eval.runner import eval_kg
+        from eval.kg_eval import eval_kg
 
         data = _load(dataset, corpus, limit, distractors, supporting_only)
         job = _Run(settings, data, extractor.value, work_dir, progress, records)
@@ -426,7 +427,7 @@ def report_command(
     The table keeps the latest run per dataset, kind, mode and extractor; the plots show accuracy
     against reader tokens per question and recall@5 per mode."""
     from eval.report import ReportError, build_report
-    from eval.runner import DEFAULT_RESULTS_DIR
+    from eval.result_files import DEFAULT_RESULTS_DIR
 
     try:
         report = build_report(results or DEFAULT_RESULTS_DIR, readme=readme)

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from eval.bench_tables import TABLES
-from eval.runner import DEFAULT_RESULTS_DIR, EvalResult
+from eval.result_files import DEFAULT_RESULTS_DIR, EvalResult
 
 START_MARKER = "<!-- eval-report:start -->"
 END_MARKER = "<!-- eval-report:end -->"

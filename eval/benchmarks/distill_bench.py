@@ -6,7 +6,7 @@
 The passages are the supporting passages of the dataset's first questions (whole questions, at most
 --passages), which no training record comes from (training reads the train-split corpora). Each
 extractor builds its own store of them; then, per extractor: LLM calls, tokens and LLM seconds per 1,000
-words, KG coverage of those questions' gold triples (eval.runner.eval_kg), and the student's triples
+words, KG coverage of those questions' gold triples (eval.kg_eval.eval_kg), and the student's triples
 against the teacher's, chunk by chunk (semantic match: "subject relation object" cosine >= --threshold):
 precision, recall, F1.
 
@@ -27,9 +27,10 @@ from typing import Annotated, Any
 
 import typer
 
+from eval.corpus import prepare_corpus
 from eval.datasets import Dataset, load_dataset
+from eval.kg_eval import GraphTriples, MemoEmbedder, eval_kg
 from eval.metrics import triple_coverage
-from eval.runner import GraphTriples, MemoEmbedder, eval_kg, prepare_corpus
 from synthkg.config import LLMSettings, Settings
 from synthkg.embeddings import Embedder, make_embedder
 

@@ -41,8 +41,9 @@ from typing import Annotated, Any
 import typer
 
 from eval.benchmarks.distill_bench import agreement
+from eval.corpus import prepare_corpus
 from eval.datasets import Dataset, load_dataset
-from eval.runner import GraphTriples, MemoEmbedder, eval_kg, prepare_corpus
+from eval.kg_eval import GraphTriples, MemoEmbedder, eval_kg
 from synthkg.chunking import chunk_text
 from synthkg.config import LLMSettings, Settings
 from synthkg.embeddings import Embedder, make_embedder

@@ -14,7 +14,7 @@ from eval.report import (
     load_results,
     markers,
 )
-from eval.runner import Cost, DatasetInfo, EvalConfig, EvalResult, ModeSummary, StageCost
+from eval.result_files import Cost, DatasetInfo, EvalConfig, EvalResult, ModeSummary, StageCost
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,5 @@
-"""The evaluation runner on real stores and indexes: the sample data (chunks only, no LLM), a hand-written
+"""The evaluation (eval/corpus.py, retrieval_eval.py, qa_eval.py, kg_eval.py, result_files.py) on real
+stores and indexes: the sample data (chunks only, no LLM), a hand-written
 graph for the graph modes and KG coverage, and a scripted chat model for the QA accounting."""
 
 from __future__ import annotations
@@ -10,22 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from eval.corpus import BUILD_LEDGER, build_cost, corpus_key, prepare_corpus
 from eval.datasets import Dataset, Passage, Question, load_dataset
-from eval.runner import (
-    BUILD_LEDGER,
-    Cost,
-    EvalConfig,
-    EvalError,
-    EvalResult,
-    build_cost,
-    corpus_key,
-    eval_kg,
-    eval_qa,
-    eval_retrieval,
-    prepare_corpus,
-    to_passages,
-    write_result,
-)
+from eval.kg_eval import eval_kg
+from eval.qa_eval import eval_qa
+from eval.result_files import Cost, EvalConfig, EvalError, EvalResult, write_result
+from eval.retrieval_eval import eval_retrieval, to_passages
 from retrieval.retrievers import retrieve
 from synthkg.config import Settings, StoreSettings
 from synthkg.indexes import SearchIndex
