@@ -1,5 +1,6 @@
-"""The retrieval modes, in a module of their own so that command lines can list them without importing
-the retrievers (numpy, networkx, scipy) at start-up. See retrieval/retrievers.py for what each does."""
+"""The retrieval modes and the question check, in a module of their own so that command lines can use them
+without importing the retrievers (numpy, networkx, scipy) at start-up. See retrieval/retrievers.py for
+what each mode does."""
 
 from __future__ import annotations
 
@@ -8,3 +9,11 @@ from typing import Literal
 Mode = Literal["bm25", "dense", "graph", "ppr", "hippo"]
 MODES: tuple[Mode, ...] = ("bm25", "dense", "graph", "ppr", "hippo")
 GRAPH_MODES: frozenset[Mode] = frozenset({"graph", "ppr", "hippo"})  # the modes that need a graph
+
+
+def require_question(question: object) -> str:
+    """`question` if it is a non-empty string; else ValueError (the one check the facade, the retrievers
+    and the reader share)."""
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("the question is empty; give a non-empty question")
+    return question

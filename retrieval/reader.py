@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from retrieval.modes import require_question
 from retrieval.retrievers import RetrievalResult, RetrievedChunk
 from retrieval.subqueries import bridge_query, rejection
 from synthkg.extract.parse import parse_json_object, parse_numbers
@@ -101,8 +102,7 @@ def answer(
 ) -> Answer:
     """Answer `question` from the chunks `retriever_fn(query, k)` returns (see `make_retriever`).
     `context_tokens` is the model's context window: passages are cut to fit it."""
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError("the question is empty; give a non-empty question")
+    require_question(question)
     if mode not in ("iterative", "single"):
         raise ValueError(f"unknown reader mode {mode!r}; expected 'iterative' or 'single'")
     if max_iterations < 1:

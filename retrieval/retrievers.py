@@ -42,7 +42,7 @@ import networkx as nx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from retrieval.modes import MODES, Mode
+from retrieval.modes import MODES, Mode, require_question
 from retrieval.passage_graph import PassageGraphParams, passage_graph, score_passages
 from synthkg.indexes import STOPWORDS, SearchIndex, top_k
 from synthkg.model import Chunk, Document, Entity, Proposition, Relation, normalize_name
@@ -134,8 +134,7 @@ class Retriever(ABC):
     def search(self, question: str, k: int = 5, seeds: Sequence[str] = ()) -> RetrievalResult:
         """The top-`k` chunks for `question`. `seeds`: names the graph modes start from besides the
         question's own entities (an iterative reader's intermediate answers); the baselines ignore them."""
-        if not question or not question.strip():
-            raise ValueError("the question is empty; give a non-empty question")
+        require_question(question)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         timer = _Timer()

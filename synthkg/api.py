@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from retrieval.modes import require_question
 from synthkg.config import Settings
 from synthkg.ingest import IngestOptions, ingest
 from synthkg.llm.cache import CachedBackend, Usage
@@ -254,7 +255,7 @@ class KnowledgeGraph:
         """The top-`k` chunks for `question`, with their propositions and entity paths. Uses no LLM."""
         from retrieval.retrievers import retrieve
 
-        _check_question(question)
+        require_question(question)
         store, index = self._searchable()
         return retrieve(question, k, mode, store=store, index=index, params=params)
 
@@ -274,7 +275,7 @@ class KnowledgeGraph:
         from retrieval.reader import answer
         from retrieval.retrievers import make_retriever
 
-        _check_question(question)
+        require_question(question)
         store, index = self._searchable()
         return answer(
             question,
@@ -315,8 +316,3 @@ class KnowledgeGraph:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-def _check_question(question: str) -> None:
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError("the question is empty; give a non-empty question")

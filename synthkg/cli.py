@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from eval.cli import eval_app
+from retrieval.modes import MODES
 from synthkg.cli_options import (
     BackendOpt,
     BaseUrlOpt,
@@ -431,19 +432,16 @@ def ingest(
 
 
 # --- asking the graph: query, retrieve, reindex ------------------------------------------------------
-class RetrievalModeOption(StrEnum):
-    graph = "graph"
-    ppr = "ppr"
-    hippo = "hippo"
-    bm25 = "bm25"
-    dense = "dense"
+# The choices are the retrievers' own modes: one list, in retrieval/modes.py.
+RetrievalModeOption = StrEnum("RetrievalModeOption", {mode: mode for mode in MODES})
 
 
 QuestionArg = Annotated[str, typer.Argument(help="The question, in quotes.")]
 ModeOpt = Annotated[
     RetrievalModeOption,
     typer.Option("--mode", help="graph: propositions + entity graph (default); ppr: personalized PageRank "
-                 "over the graph; bm25 / dense: plain chunk search baselines."),
+                 "over the graph; hippo: PageRank over the whole corpus graph of entities and passages; "
+                 "bm25 / dense: plain chunk search baselines."),
 ]
 KOpt = Annotated[int, typer.Option("--k", min=1, help="Chunks retrieved per (sub-)query.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
