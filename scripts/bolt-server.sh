@@ -18,10 +18,10 @@ command="${1:-}"
 case "$command" in
   start | stop | status)
     shift
-    exec "$python" -m synthkg.store.bolt_server "$command" --root "$root" "$@"
+    exec "$python" -m eval.bolt_server "$command" --root "$root" "$@"
     ;;
   *)
-    echo "usage: $0 start|stop|status [options]   (see: $python -m synthkg.store.bolt_server start --help)" >&2
+    echo "usage: $0 start|stop|status [options]   (see: $python -m eval.bolt_server start --help)" >&2
     exit 2
     ;;
 esac

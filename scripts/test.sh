@@ -12,9 +12,9 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
 BOLT_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/synthkg-arcadedb.XXXXXX")"
 BOLT_PASSWORD="test-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-stop_bolt() { .venv/bin/python -m synthkg.store.bolt_server stop --root "$BOLT_ROOT" || true; rm -rf "$BOLT_ROOT"; }
+stop_bolt() { .venv/bin/python -m eval.bolt_server stop --root "$BOLT_ROOT" || true; rm -rf "$BOLT_ROOT"; }
 trap stop_bolt EXIT
-BOLT_PORT="$(.venv/bin/python -m synthkg.store.bolt_server start --root "$BOLT_ROOT" --password "$BOLT_PASSWORD" --print-port)"
+BOLT_PORT="$(.venv/bin/python -m eval.bolt_server start --root "$BOLT_ROOT" --password "$BOLT_PASSWORD" --print-port)"
 export SYNTHKG_TEST_BOLT_URI="bolt://127.0.0.1:$BOLT_PORT" SYNTHKG_TEST_BOLT_PASSWORD="$BOLT_PASSWORD"
 echo "test: ArcadeDB Bolt server on $SYNTHKG_TEST_BOLT_URI (pid $(cat "$BOLT_ROOT/arcadedb.pid"))"
 

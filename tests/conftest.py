@@ -41,7 +41,7 @@ def bolt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
             database=os.environ.get("SYNTHKG_TEST_BOLT_DATABASE", "graph"),
         )
         return
-    from synthkg.store.bolt_server import ArcadeDBServer
+    from eval.bolt_server import ArcadeDBServer
 
     server = ArcadeDBServer(root=tmp_path_factory.mktemp("arcadedb"))
     server.start()

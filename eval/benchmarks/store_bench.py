@@ -249,7 +249,7 @@ def run_neo4j(
         )
     import arcadedb_embedded
 
-    from synthkg.store.bolt_server import ArcadeDBServer
+    from eval.bolt_server import ArcadeDBServer
 
     server = ArcadeDBServer(root=tmp / "arcadedb", heap=args.heap)
     server.start()

@@ -14,7 +14,7 @@ import pytest
 from neo4j import GraphDatabase
 from neo4j.exceptions import ServiceUnavailable
 
-from synthkg.store.bolt_server import ArcadeDBServer, BoltServerError, pid_alive
+from eval.bolt_server import ArcadeDBServer, BoltServerError, pid_alive
 
 pytestmark = pytest.mark.neo4j
 

