@@ -83,6 +83,12 @@ SupportingOnlyOpt = Annotated[
         "are the only distractors).",
     ),
 ]
+ExtractorOpt = Annotated[
+    ExtractorName | None,
+    typer.Option(help="How the store is built: none (chunks only, no LLM: enough for bm25/dense), "
+                 "multistep (the SynthKG teacher, 3 LLM calls per chunk), distilled (the one-call student). "
+                 "Default: none when every mode is bm25/dense, else multistep."),
+]
 RecordsOpt = Annotated[
     list[Path] | None,
     typer.Option(help="Build the graph by replaying extraction records (JSONL from `python -m "
@@ -251,16 +257,11 @@ def retrieval_command(
     distractors: DistractorsOpt = 8,
     supporting_only: SupportingOnlyOpt = False,
     modes: Annotated[
-        str, typer.Option(help="Comma-separated retrieval modes: bm25, dense (chunk baselines), graph, ppr "
-                          "(need an extracted graph).")
+        str, typer.Option(help=f"Comma-separated retrieval modes: {', '.join(MODES)} (bm25 and dense are "
+                          "chunk baselines; the others need an extracted graph).")
     ] = "bm25,dense",
     k: Annotated[str, typer.Option("--k", help="Comma-separated k values of recall@k and hits@k.")] = "2,5",
-    extractor: Annotated[
-        ExtractorName | None,
-        typer.Option(help="How the store is built: none (chunks only, no LLM: enough for bm25/dense), "
-                     "multistep (the SynthKG teacher, 3 LLM calls per chunk), distilled (the one-call "
-                     "student). Default: none for bm25/dense only, else multistep."),
-    ] = None,
+    extractor: ExtractorOpt = None,
     out: OutOpt = None,
     work_dir: WorkDirOpt = None,
     backend: BackendOpt = None,
@@ -305,8 +306,8 @@ def qa_command(
     distractors: DistractorsOpt = 8,
     supporting_only: SupportingOnlyOpt = False,
     modes: Annotated[
-        str, typer.Option(help="Comma-separated retrieval modes the reader reads from (bm25, dense, graph, "
-                          "ppr); each is evaluated in turn.")
+        str, typer.Option(help=f"Comma-separated retrieval modes the reader reads from ({', '.join(MODES)}); "
+                          "each is evaluated in turn.")
     ] = "graph",
     reader: Annotated[
         ReaderChoice, typer.Option(help="single: one retrieval and one LLM call per question; iterative: "
@@ -317,11 +318,7 @@ def qa_command(
         int, typer.Option(min=1, help="iterative: sub-query steps before the answer is forced.")
     ] = 5,
     max_tokens: Annotated[int, typer.Option(min=1, help="Completion tokens per reader call.")] = 256,
-    extractor: Annotated[
-        ExtractorName | None,
-        typer.Option(help="How the store is built: none (chunks only), multistep or distilled. Default: "
-                     "none when every mode is bm25/dense, else multistep."),
-    ] = None,
+    extractor: ExtractorOpt = None,
     out: OutOpt = None,
     work_dir: WorkDirOpt = None,
     backend: BackendOpt = None,
