@@ -22,11 +22,12 @@ from typing import Annotated, Any
 
 import typer
 
-from synthkg.config import default_cache_dir
+from synthkg.config import LLMSettings, default_cache_dir
 from synthkg.extract.corpus import append_stats, extract_corpus, stop_on_signals
 from synthkg.extract.multistep import STAGES, MultiStepExtractor
 from synthkg.llm.base import ChatBackend
 from synthkg.llm.cache import CachedBackend, Usage
+from synthkg.llm.factory import make_backend, make_hf_backend
 from synthkg.loaders import load_documents
 from synthkg.model import Document
 
@@ -57,29 +58,16 @@ def make_teacher_backend(
     cache_dir: Path,
     device: str,
     max_batch: int,
-    workers: int,
     deadline: float | None,
     batch_wait: float = 0.05,
 ) -> ChatBackend:
-    """The teacher's backend; with transformers and several workers, their calls are batched."""
-    if backend == "llamacpp":
-        from synthkg.llm.llamacpp import LlamaCppBackend
-
-        return LlamaCppBackend(model=model, cache_dir=cache_dir)
-    from synthkg.llm.batching import BatchingBackend
-    from synthkg.llm.hf import HFBackend
-
-    hf = HFBackend(model, cache_dir=cache_dir, device=device)
-    if workers <= 1:
-        return hf
-    return BatchingBackend(
-        hf.generate_batch,
-        name=hf.name,
-        model=hf.model,
-        max_batch=max_batch,
-        wait_s=batch_wait,
-        deadline=deadline,
-    )
+    """The teacher's backend, built as synthkg builds any (synthkg.llm.factory): llama.cpp in process, or
+    transformers, whose calls are batched on a GPU (no batch started after `deadline`)."""
+    settings = LLMSettings(backend=backend, model=model, engine="python", device=device,  # type: ignore[arg-type]
+                           max_batch=max_batch)
+    if settings.backend == "hf":
+        return make_hf_backend(settings, cache_dir, model, wait_s=batch_wait, deadline=deadline)
+    return make_backend(settings, cache_dir)
 
 
 def _stage_budgets(pairs: list[str]) -> dict[str, int]:
@@ -130,7 +118,7 @@ def main(
         log.warning("%s", error)
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     budgets = _stage_budgets(max_tokens or [])
-    raw = make_teacher_backend(backend, model, cache, device, max_batch, workers, deadline, batch_wait)
+    raw = make_teacher_backend(backend, model, cache, device, max_batch, deadline, batch_wait)
     usage = Usage()
     stop = stop_on_signals()
     with CachedBackend(raw, cache, usage=usage) as cached:

@@ -44,11 +44,18 @@ GPU_BATCH_WAIT_S = 0.5
 
 
 def make_hf_backend(
-    settings: LLMSettings, cache_dir: Path, model: str | Path, adapter: Path | None = None
+    settings: LLMSettings,
+    cache_dir: Path,
+    model: str | Path,
+    adapter: Path | None = None,
+    *,
+    wait_s: float = GPU_BATCH_WAIT_S,
+    deadline: float | None = None,
 ) -> ChatBackend:
     """`model` (+ a peft `adapter`) in transformers on the settings' device. On a GPU the calls of all
     workers are gathered into batched generations of up to `settings.max_batch` (a `BatchingBackend`
-    whose `parallel` says how many workers keep it full); on the CPU calls run one at a time."""
+    whose `parallel` says how many workers keep it full; `wait_s` and `deadline` as there); on the CPU
+    calls run one at a time."""
     hf = HFBackend(
         model,
         adapter=adapter,
@@ -62,7 +69,8 @@ def make_hf_backend(
     if settings.device == "cpu":
         return hf
     return BatchingBackend(
-        hf.generate_batch, name=hf.name, model=hf.model, max_batch=settings.max_batch, wait_s=GPU_BATCH_WAIT_S
+        hf.generate_batch, name=hf.name, model=hf.model, max_batch=settings.max_batch, wait_s=wait_s,
+        deadline=deadline,
     )
 
 
