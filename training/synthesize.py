@@ -6,7 +6,9 @@ stops it after the call in flight, with its stats written.
     python -m training.synthesize CORPUS.json [...] --out data/teacher/records.jsonl \
         [--model qwen2.5-coder-1.5b] [--backend llamacpp|hf] [--workers N] [--limit N]
 
-On a GPU, `--backend hf --device cuda --workers 256` runs hundreds of chunks in threads and a
+On the CPU the teacher runs on llama-server with 4 slots (`--engine server --slots 4`, as `synthkg
+extract` does: ~43 s per MuSiQue passage in a benchmark run cut short, against ~55 s one sequence at a
+time in process). On a GPU, `--backend hf --device cuda --workers 256` runs hundreds of chunks in threads and a
 `BatchingBackend` turns their calls into batched generations (same prompts, parser and checks as
 `synthkg ingest`: the extractor is the same object)."""
 
@@ -60,11 +62,14 @@ def make_teacher_backend(
     max_batch: int,
     deadline: float | None,
     batch_wait: float = 0.05,
+    engine: str = "server",
+    slots: int = 4,
 ) -> ChatBackend:
-    """The teacher's backend, built as synthkg builds any (synthkg.llm.factory): llama.cpp in process, or
-    transformers, whose calls are batched on a GPU (no batch started after `deadline`)."""
-    settings = LLMSettings(backend=backend, model=model, engine="python", device=device,  # type: ignore[arg-type]
-                           max_batch=max_batch)
+    """The teacher's backend, built as synthkg builds any (synthkg.llm.factory): llama.cpp (llama-server
+    decoding `slots` sequences together, or in process), or transformers, whose calls are batched on a GPU
+    (no batch started after `deadline`)."""
+    settings = LLMSettings(backend=backend, model=model, engine=engine, slots=slots,  # type: ignore[arg-type]
+                           device=device, max_batch=max_batch)
     if settings.backend == "hf":
         return make_hf_backend(settings, cache_dir, model, wait_s=batch_wait, deadline=deadline)
     return make_backend(settings, cache_dir)
@@ -94,7 +99,15 @@ def main(
         "llamacpp"
     ),
     device: Annotated[str, typer.Option(help="hf backend device: cpu or cuda.")] = "cpu",
-    workers: Annotated[int, typer.Option(help="Documents in flight (use hundreds on a GPU).")] = 1,
+    engine: Annotated[
+        str, typer.Option(help="llamacpp: server (llama-server, --slots sequences at once) or python.")
+    ] = "server",
+    slots: Annotated[int, typer.Option(min=1, help="llamacpp server: sequences decoded together.")] = 4,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Documents in flight (default: what the backend decodes at once: the "
+                     "server's slots; use hundreds on a GPU)."),
+    ] = None,
     max_batch: Annotated[int, typer.Option(help="Largest generation batch (GPU).")] = 256,
     limit: Annotated[int | None, typer.Option(help="First N documents of the corpora.")] = None,
     max_seconds: Annotated[
@@ -118,7 +131,8 @@ def main(
         log.warning("%s", error)
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     budgets = _stage_budgets(max_tokens or [])
-    raw = make_teacher_backend(backend, model, cache, device, max_batch, deadline, batch_wait)
+    raw = make_teacher_backend(backend, model, cache, device, max_batch, deadline, batch_wait, engine, slots)
+    workers = workers or getattr(raw, "parallel", None) or 1
     usage = Usage()
     stop = stop_on_signals()
     with CachedBackend(raw, cache, usage=usage) as cached:
@@ -135,6 +149,9 @@ def main(
     stats["teacher"] = {
         "backend": backend,
         "model": model,
+        "engine": engine if backend == "llamacpp" else None,
+        "slots": slots if backend == "llamacpp" and engine == "server" else None,
+        "workers": workers,
         "device": device,
         "max_attempts": max_attempts,
         "max_tokens": budgets,
