@@ -8,8 +8,8 @@ stops it after the call in flight, with its stats written.
 
 On the CPU the teacher runs on llama-server with 4 slots (`--engine server --slots 4`, as `synthkg
 extract` does: ~43 s per MuSiQue passage in a benchmark run cut short, against ~55 s one sequence at a
-time in process). On a GPU, `--backend hf --device cuda --workers 256` runs hundreds of chunks in threads and a
-`BatchingBackend` turns their calls into batched generations (same prompts, parser and checks as
+time in process). On a GPU, `--backend hf --device cuda --workers 256` runs hundreds of chunks in
+threads and a `BatchingBackend` turns their calls into batched generations (same prompts, parser and checks as
 `synthkg ingest`: the extractor is the same object)."""
 
 from __future__ import annotations
