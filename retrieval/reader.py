@@ -9,7 +9,8 @@ unparseable reply is recorded in the trace and the loop goes on.
 A sub-query that copies a passage, repeats the question or is longer than it (retrieval/subqueries.py)
 is not retrieved for: the model is asked once more with the problem stated, and when it fails again the
 graph's templated bridge query (the question about the entity the graph reached from the question's own)
-takes its place; the trace says which happened. Each sub-query's retrieval starts from the entities of
+takes its place, or, for a question naming several things (a comparison), an answered follow-up asked
+about the next one; the trace says which happened. Each sub-query's retrieval starts from the entities of
 the intermediate answers so far as well (the retriever's `seeds`), so the second hop is a short walk.
 """
 
@@ -24,8 +25,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from retrieval.modes import require_question
-from retrieval.retrievers import RetrievalResult, RetrievedChunk
-from retrieval.subqueries import bridge_query, rejection
+from retrieval.retrievers import RetrievalResult, RetrievedChunk, name_spans
+from retrieval.subqueries import bridge_query, rejection, sibling_query
 from synthkg.extract.parse import parse_json_object, parse_numbers
 from synthkg.llm.base import ChatBackend
 from synthkg.prompts import load_prompt
@@ -190,23 +191,34 @@ class _Session:
                 note = (f"Note: your follow-up question {sub_query!r} {reason}. Ask a short question about "
                         "the one missing fact, or answer.\n")
                 continue
-            bridge = self.bridge()
-            if bridge is not None and bridge not in asked:
+            templated = self.templated_query(asked)
+            if templated is not None:
+                query, what = templated
                 rejected_in_a_row = 0
-                asked.append(bridge)
-                self.sub_step(bridge, kind="bridge", note="templated bridge query: the model's follow-ups "
-                              "were rejected twice")
+                asked.append(query)
+                self.sub_step(query, kind="bridge", note=f"templated {what}: the model's follow-ups were "
+                              "rejected twice")
         self.result.forced_final = True
         self.finish("reader_final", steps=self.render_steps())
 
-    def bridge(self) -> str | None:
-        """The graph's bridge query: the question about the entity reached from its own (see
-        retrieval.subqueries.bridge_query), from the first retrieval's top chunks."""
+    def templated_query(self, asked: list[str]) -> tuple[str, str] | None:
+        """A follow-up not yet asked, and what it is: the graph's bridge query (the question about the
+        entity reached from its own, from the first retrieval's top chunks; see
+        retrieval.subqueries.bridge_query), else, for a question naming several things, an answered
+        follow-up asked about the next one (retrieval.subqueries.sibling_query)."""
         first = self.results[0] if self.results else None
         if first is None:
             return None
         reached = [name for chunk in first.chunks for name in chunk.reached]
-        return bridge_query(self.question, first.question_entities, reached)
+        bridge = bridge_query(self.question, first.question_entities, reached)
+        if bridge is not None and bridge not in asked:
+            return bridge, "bridge query"
+        names = list(dict.fromkeys([*first.question_entities, *name_spans(self.question)]))
+        answered = [s.sub_query for s in self.result.trace
+                    if s.sub_query and s.kind in ("model", "bridge")
+                    and s.intermediate_answer not in (None, "unknown")]
+        sibling = sibling_query(answered, names, asked)
+        return (sibling, "sibling query") if sibling is not None and sibling not in asked else None
 
     def sub_step(self, sub_query: str, *, kind: Literal["model", "bridge"], note: str = "") -> None:
         # Start the walk from what the earlier steps found too: the second hop's entity is among them.

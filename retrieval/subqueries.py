@@ -5,7 +5,8 @@ Small readers (0.5B-1.5B) often "ask" a sentence copied from a retrieved passage
 or ask something longer than the question; retrieving for such a sub-query finds what was already found.
 `rejection` says why a sub-query is no real question (or None when it is one); `bridge_query` builds one
 from the graph instead: the question with its linked entity replaced by the entity the graph reached
-from it (the bridge of a 2-hop question), so the next retrieval starts from the second hop.
+from it (the bridge of a 2-hop question), so the next retrieval starts from the second hop; and for a
+question about several named things, `sibling_query` asks an answered follow-up about the next one.
 """
 
 from __future__ import annotations
@@ -81,3 +82,20 @@ def bridge_query(question: str, linked: Sequence[str], reached: Sequence[str]) -
         if at >= 0:
             return question[:at] + bridge + question[at + len(name) :]
     return f"{bridge}: {question}"
+
+
+def sibling_query(answered: Sequence[str], names: Sequence[str], asked: Sequence[str]) -> str | None:
+    """For a question about several named things (a comparison, "X or Y"), the follow-up already answered
+    for one of them asked about the next one no sub-query has named: the first answered sub-query naming
+    one of `names`, with that name replaced. None when no answered sub-query names one, or every name was
+    asked about."""
+    asked_text = [a.casefold() for a in asked]
+    missing = [n for n in names if n and not any(n.casefold() in a for a in asked_text)]
+    if not missing:
+        return None
+    for query in answered:
+        for name in sorted((n for n in names if n), key=len, reverse=True):
+            at = query.casefold().find(name.casefold())
+            if at >= 0:
+                return query[:at] + missing[0] + query[at + len(name) :]
+    return None

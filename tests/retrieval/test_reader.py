@@ -321,3 +321,35 @@ def test_end_to_end_citations_point_at_the_supporting_chunks(two_hop: Corpus) ->
         assert (
             stored is not None and stored.document_id == citation.document_id and stored.text == citation.text
         )
+
+
+def test_a_comparison_asks_the_answered_follow_up_about_the_other_name() -> None:
+    """Seen in the demo: on "X or Y" the reader asked Y's release date, then only repeated it; the templated
+    sibling query asks the same about X."""
+    question = "Which album came out first, Stands For Decibels or Pleasure Victim?"
+    asked_y = "When was Pleasure Victim released?"
+    retriever = StaticRetriever({}, default=[passage(1, "Pleasure Victim is a 1982 album.")])
+    model = by_prompt(
+        final='{"answer": "Stands For Decibels", "citations": [1]}',
+        intermediate='{"answer": "1982", "citations": [1]}',
+        iterate=[json.dumps({"sub_query": asked_y}), json.dumps({"sub_query": asked_y}),
+                 json.dumps({"sub_query": asked_y}), '{"answer": "Stands For Decibels", "citations": [1]}'],
+    )
+    result = answer(question, retriever, model, max_iterations=6)
+    kinds = [s.kind for s in result.trace]
+    assert kinds == ["question", "model", "rejected", "rejected", "bridge"]
+    assert result.trace[-1].sub_query == "When was Stands For Decibels released?"
+    assert result.trace[-1].note.startswith("templated sibling query")
+    assert retriever.queries == [question, asked_y, "When was Stands For Decibels released?"]
+    assert result.answer == "Stands For Decibels" and not result.forced_final
+
+
+def test_sibling_query_names_the_next_thing_not_asked_about() -> None:
+    from retrieval.subqueries import sibling_query
+
+    names = ["Stands For Decibels", "Pleasure Victim"]
+    asked = ["When was Pleasure Victim released?"]
+    assert sibling_query(asked, names, asked) == "When was Stands For Decibels released?"
+    everything = ["When was Pleasure Victim released?", "When was Stands For Decibels released?"]
+    assert sibling_query(everything, names, everything) is None  # both asked about
+    assert sibling_query(["Who made it?"], names, ["Who made it?"]) is None  # names neither
