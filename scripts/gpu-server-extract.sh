@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Extract whole corpora with the shipped distilled student on a borrowed GPU machine, on llama.cpp's
 # server built there for the GPU: continuous batching, every sequence stops on its own, the grammar and
-# loop guard as on the CPU. (transformers' static batches did not finish in time: scripts/gpu-extract.sh.)
+# loop guard as on the CPU.
+#
+# Why not transformers (`synthkg extract --backend hf --device cuda`, which works): on an H200 (2026-12-04)
+# its static batches run to their longest row (the JSON student's budget is 1,536 tokens) and none
+# finished in time: 2,048 passages in one batch, 71 GB, GPU 40-100% busy, not done after 7 min; 256
+# passages, 8.4 GB, GPU 17-56% busy (per-step overhead on the CPU), not done after 100 s; 70-80 s went by
+# before the first batch (loading and chunking the corpus).
 #
 #   bash scripts/gpu-server-extract.sh build .gpu/llama-cpp-src.tgz     # first call: returns at once
 #   PARTS=.gpu/q05 OUT=$OUT MAX_SECONDS=300 bash scripts/gpu-server-extract.sh run NAME CORPUS...
