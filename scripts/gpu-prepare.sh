@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make here what a borrowed GPU machine (no internet) needs for scripts/gpu-server-extract.sh or
-# scripts/gpu-extract.sh, in folders git ignores (listed in .git/info/exclude):
+# Make here what a borrowed GPU machine (no internet) needs for scripts/gpu-server-extract.sh (and, for
+# the wheels and model pieces, scripts/gpu-student.sh), in folders git ignores (.git/info/exclude):
 #   .whl/                 wheels of the Python packages that machine lacks (Python 3.12, manylinux x86-64)
 #   .gpu/q05/p00..p08     the 0.5B base GGUF in pieces that fit one call each beside the working tree
 #   .gpu/corpora/         the MuSiQue, 2Wiki and HotpotQA dev corpora
