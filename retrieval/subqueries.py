@@ -46,7 +46,7 @@ def rejection(
     sub_query: str, question: str, passages: Iterable[str], asked: Iterable[str] = ()
 ) -> str | None:
     """Why `sub_query` is no follow-up question worth retrieving for, or None when it is one: it copies
-    a passage, repeats the question or an earlier sub-query, is longer than the question, or is no
+    a passage, repeats the question or an earlier sub-query, does not shorten the question, or is no
     question at all."""
     sub = words(sub_query)
     if not sub:
@@ -56,10 +56,8 @@ def rejection(
         union = set(sub) | set(earlier)
         if union and len(set(sub) & set(earlier)) / len(union) >= REPEAT_JACCARD:
             return "repeats the question" if earlier is asked_words[0] else "repeats an earlier sub-query"
-    # Longer, not "as long": a second hop about the bridge entity names it, and a name like "Konrad II
-    # the Gray" can make a good follow-up as many words long as the question it serves.
-    if len(sub) > len(asked_words[0]):
-        return "is longer than the question"
+    if len(sub) >= len(asked_words[0]):
+        return "is not shorter than the question"
     for text in passages:
         run = longest_shared_run(sub, words(text))
         if run >= MIN_COPY_WORDS or (len(sub) >= 3 and run >= COPY_SHARE * len(sub)):
