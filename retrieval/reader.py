@@ -6,7 +6,7 @@ answer) or gives the final answer with the numbers of the passages it used. Afte
 without an answer, one last call forces it. Whatever the model writes, `answer` returns an `Answer`: an
 unparseable reply is recorded in the trace and the loop goes on.
 
-A sub-query that copies a passage, repeats the question or is longer than it (retrieval/subqueries.py)
+A sub-query that copies a passage, repeats the question or does not shorten it (retrieval/subqueries.py)
 is not retrieved for: the model is asked once more with the problem stated, and when it fails again the
 graph's templated bridge query (the question about the entity the graph reached from the question's own)
 takes its place, or, for a question naming several things (a comparison), an answered follow-up asked
