@@ -26,6 +26,7 @@ from synthkg.chunking import DEFAULT_MAX_TOKENS, approx_token_count, chunk_text
 from synthkg.config import Settings, redact_url
 from synthkg.extract.base import ExtractionResult, Extractor
 from synthkg.extract.to_records import document_records
+from synthkg.indexes import SearchIndex
 from synthkg.llm.base import ChatBackend, LLMError, as_sentence
 from synthkg.llm.cache import CachedBackend, Usage
 from synthkg.loaders import load_documents
@@ -352,6 +353,15 @@ def ingest(
     usage = Usage()
     cached: CachedBackend | None = None
     llm: ChatBackend | None = None
+    index: SearchIndex | None = None
+
+    def search_index() -> SearchIndex:
+        # One handle for the resolver's entity vectors and the update at the end: read from disk once.
+        nonlocal index
+        if index is None:
+            index = runtime.open_index()
+        return index
+
     try:
         if own_store and options.dry_run and settings.store.backend == "embedded":
             # A dry run writes nothing: it reads an existing store without its lock, and plans against
@@ -380,7 +390,8 @@ def ingest(
         if not options.dry_run:
             merge_log = MergeLog(settings.data_dir)
             resolver = runtime.resolver(
-                store, blocked=merge_log.blocked(), use_embeddings=options.resolve_with_embeddings
+                store, blocked=merge_log.blocked(), use_embeddings=options.resolve_with_embeddings,
+                index=search_index,
             )
         if options.concurrency is None:
             parallel = getattr(llm, "parallel", None) or settings.llm.concurrency
@@ -401,7 +412,7 @@ def ingest(
             summary.store_totals = store.counts().model_dump()
             if options.update_index:
                 # Brings the retrieval indexes up to date with the store (embeds only what is new).
-                runtime.open_index().update(store, progress=progress)
+                search_index().update(store, progress=progress)
             summary.run_record = str(_write_run_record(settings, summary, path_list, options, cached))
     finally:
         if cached is not None:

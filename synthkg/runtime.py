@@ -7,6 +7,7 @@ Parts are built on first use: retrieval loads no LLM, a dry run loads no embedde
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -25,6 +26,17 @@ from synthkg.llm.base import ChatBackend, ChatResult, LLMError, Message, accepts
 from synthkg.llm.cache import CachedBackend, Usage
 from synthkg.resolve import EntityResolver, KnownVectors
 from synthkg.store import GraphStore, open_store
+
+
+def _indexed_entities(open_index: Callable[[], SearchIndex]) -> KnownVectors:
+    """The entity rows of the search index `open_index` gives; none when it cannot be read."""
+    try:
+        index = open_index()
+    except (SearchIndexError, EmbeddingError):  # another model's index, or unreadable: embed anew
+        return [], [], np.zeros((0, 0), dtype=np.float32)
+    ids = index.ids("entities")
+    texts = [index.text("entities", i) or "" for i in ids]
+    return ids, texts, index.vectors("entities")
 
 
 class ExtractorName(StrEnum):
@@ -137,22 +149,23 @@ class Runtime:
         return SearchIndex.open(self.settings.index_path(), self.embedder)
 
     def resolver(
-        self, store: GraphStore, *, blocked: set[tuple[str, str]], use_embeddings: bool
+        self,
+        store: GraphStore,
+        *,
+        blocked: set[tuple[str, str]],
+        use_embeddings: bool,
+        index: Callable[[], SearchIndex] | None = None,
     ) -> EntityResolver:
         """Entity resolution into `store`, by name and (with `use_embeddings`) by embedding similarity,
-        reusing the search index's entity vectors (one embedding per entity name, not one per run)."""
+        reusing the search index's entity vectors (one embedding per entity name, not one per run).
+        `index` gives the index to read them from (default: `open_index`); ingest passes the handle it
+        updates at the end, so the index is read once per run."""
         if not use_embeddings:
             return EntityResolver(store, None, blocked=blocked)
-        return EntityResolver(store, self.embedder, blocked=blocked, known=self._indexed_entities)
-
-    def _indexed_entities(self) -> KnownVectors:
-        try:
-            index = self.open_index()
-        except (SearchIndexError, EmbeddingError):  # another model's index, or unreadable: embed anew
-            return [], [], np.zeros((0, 0), dtype=np.float32)
-        ids = index.ids("entities")
-        texts = [index.text("entities", i) or "" for i in ids]
-        return ids, texts, index.vectors("entities")
+        open_index = index or self.open_index
+        return EntityResolver(
+            store, self.embedder, blocked=blocked, known=lambda: _indexed_entities(open_index)
+        )
 
     # --- LLM -------------------------------------------------------------------------------------------
     def chat_backend(self) -> ChatBackend:

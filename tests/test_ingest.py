@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from synthkg.config import Settings, StoreSettings
+from synthkg.indexes import SearchIndex
 from synthkg.ingest import IngestError, IngestOptions, IngestSummary, ingest
 from synthkg.llm.base import LLMError
 from synthkg.model import Entity, GraphBatch, Proposition, Relation
@@ -321,13 +322,24 @@ def test_resolver_reuses_the_search_index_entity_vectors(tmp_path: Path) -> None
         assert embedder.calls[0] == ["1998"] and "Marie Curie Museum" not in embedder.embedded
 
 
-def test_a_second_ingest_embeds_only_new_entity_names(corpus: Path, settings: Settings) -> None:
+def test_a_second_ingest_embeds_only_new_entity_names(
+    corpus: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     embedder = HashingEmbedder()
     llm = RuleBasedLLM()
     ingest([corpus], settings=settings, backend=llm, embedder=embedder, progress=False)
     more = write_corpus(corpus.parent / "more", {"d.txt": "Marie Curie lived in Paris near Lise Meitner."})
     embedder.calls.clear()
+    opened: list[Path] = []
+    real_open = SearchIndex.open.__func__  # type: ignore[attr-defined]
+
+    def counting_open(cls: type[SearchIndex], path: Path, emb: object) -> SearchIndex:
+        opened.append(Path(path))
+        return real_open(cls, path, emb)
+
+    monkeypatch.setattr(SearchIndex, "open", classmethod(counting_open))
     ingest([more], settings=settings, backend=llm, embedder=embedder, progress=False)
     with EmbeddedStore(settings.store.path, read_only=True) as store:
         stored_before = {e.name for e in store.iter_entities()} - {"Lise Meitner"}
     assert stored_before and not (stored_before & set(embedder.embedded))
+    assert len(opened) == 1  # the resolver's vectors and the final update share one read of the index
