@@ -175,17 +175,17 @@ def _run(command: Sequence[str], what: str, out: Any, log_path: Path) -> None:
 
 def _source_tree(source: Path, into: Path) -> Path:
     """The llama.cpp tree of `source`: the folder itself, the vendored tree of a llama-cpp-python sdist,
-    or the one top folder of a source archive."""
+    or the one top folder of a source archive (read once: a gzipped sdist is ~75 MB)."""
     if source.is_dir():
         return source
     if not source.is_file():
         raise ServerError(f"llama.cpp source {source} does not exist")
     with tarfile.open(source) as archive:
-        vendored = any("/vendor/llama.cpp/" in m.name for m in archive.getmembers())
+        members = archive.getmembers()
+        vendored = _vendored(members)
+        archive.extractall(into, members=vendored or members, filter="data")
     if vendored:
-        return _extract_llama_cpp(source, into)
-    with tarfile.open(source) as archive:
-        archive.extractall(into, filter="data")
+        return _vendored_root(into)
     roots = [p for p in into.iterdir() if (p / "CMakeLists.txt").is_file()]
     if len(roots) != 1:
         raise ServerError(f"{source} holds no single llama.cpp folder (one top folder with CMakeLists.txt)")
@@ -195,10 +195,18 @@ def _source_tree(source: Path, into: Path) -> Path:
 def _extract_llama_cpp(sdist: Path, into: Path) -> Path:
     """The vendored llama.cpp tree of a llama-cpp-python sdist, extracted under `into`."""
     with tarfile.open(sdist) as archive:
-        members = [m for m in archive.getmembers() if "/vendor/llama.cpp/" in m.name + "/"]
+        members = _vendored(archive.getmembers())
         if not members:
             raise ServerError(f"{sdist.name} vendors no llama.cpp sources")
         archive.extractall(into, members=members, filter="data")
+    return _vendored_root(into)
+
+
+def _vendored(members: list[tarfile.TarInfo]) -> list[tarfile.TarInfo]:
+    return [m for m in members if "/vendor/llama.cpp/" in m.name + "/"]
+
+
+def _vendored_root(into: Path) -> Path:
     (root,) = into.iterdir()
     return root / "vendor" / "llama.cpp"
 
