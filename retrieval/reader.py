@@ -217,8 +217,9 @@ class _Session:
         answered = [s.sub_query for s in self.result.trace
                     if s.sub_query and s.kind in ("model", "bridge")
                     and s.intermediate_answer not in (None, "unknown")]
+        # Never one already asked: it names something no earlier sub-query names.
         sibling = sibling_query(answered, names, asked)
-        return (sibling, "sibling query") if sibling is not None and sibling not in asked else None
+        return (sibling, "sibling query") if sibling is not None else None
 
     def sub_step(self, sub_query: str, *, kind: Literal["model", "bridge"], note: str = "") -> None:
         # Start the walk from what the earlier steps found too: the second hop's entity is among them.
