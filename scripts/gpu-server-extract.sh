@@ -17,7 +17,8 @@
 # for it (at most WAIT_BUILD seconds), joins PARTS/p* into the cache as the local model's file (sha256
 # checked), and runs `synthkg extract --engine server --gpu-layers 99` with SLOTS sequences decoded
 # together. No document is started after MAX_SECONDS; the process is stopped at HARD_SECONDS (default
-# MAX_SECONDS + 90), so what finished is always packed into $OUT: NAME.jsonl.gz (records: extract again
+# MAX_SECONDS + 90; CALL_SECONDS instead fits both into what is left of a call of that length), so what
+# finished is always packed into $OUT (also every 30 s): NAME.jsonl.gz (records: extract again
 # into the same file to resume), NAME.stats.json, NAME.log, the server's and the build's logs, a GPU log.
 # Needs python3, cmake and nvcc there, plus the wheels in .whl for what the machine lacks.
 #
@@ -89,6 +90,11 @@ if [ ! -x "$binary" ]; then
     pack
     exit 1
 fi
+if [ -n "${CALL_SECONDS:-}" ]; then  # fit the run into what is left of the call: 30 s to start, 45 to drain
+    MAX_SECONDS=$((CALL_SECONDS - SECONDS - 75))
+    HARD_SECONDS=$((MAX_SECONDS + 45))
+    echo "extracting for ${MAX_SECONDS}s"
+fi
 export SYNTHKG_LLAMA_SERVER=$binary SYNTHKG_LLM__GPU_LAYERS=99 SYNTHKG_LLM__SLOTS=$SLOTS
 export SYNTHKG_LLM__ENGINE=server SYNTHKG_LLM__BACKEND=llamacpp SYNTHKG_LLM__MODEL=synthkg-student
 timeout -s INT -k 20 "$HARD_SECONDS" python3 -m synthkg.cli extract "$@" --out "$WORK/$name.jsonl" \
@@ -100,6 +106,8 @@ while kill -0 "$pid" 2>/dev/null; do  # GPU memory and utilisation, and records 
         >>"$WORK/gpu.log" 2>&1
     echo "$name: $(cat "$WORK/$name.jsonl" 2>/dev/null | wc -l) records"
     sleep 10
+    ticks=$((${ticks:-0} + 1))
+    [ $((ticks % 3)) -eq 0 ] && pack  # what is done comes back even if the call is cut off
 done
 wait "$pid"
 status=$?

@@ -146,7 +146,13 @@ def build_server(
             else:
                 tree = _source_tree(source, work / "src")
             build = work / "build"
-            gpu = ("-DGGML_CUDA=ON", f"-DCMAKE_CUDA_ARCHITECTURES={cuda_arch}") if cuda_arch else ()
+            # No flash-attention kernels (their ~100 template instances are most of a CUDA build's time; a
+            # small model decodes fast without them) and no NCCL (one GPU).
+            gpu = (
+                ("-DGGML_CUDA=ON", f"-DCMAKE_CUDA_ARCHITECTURES={cuda_arch}", "-DGGML_CUDA_FA=OFF",
+                 "-DGGML_CUDA_NCCL=OFF")
+                if cuda_arch else ()
+            )
             configure = ["cmake", "-S", str(tree), "-B", str(build), *_BUILD_FLAGS, *PORTABLE_FLAGS, *gpu]
             _run(configure, "configure", out, log_path)
             parallel = str(jobs or os.cpu_count() or 2)
