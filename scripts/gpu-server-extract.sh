@@ -9,6 +9,13 @@
 # passages, 8.4 GB, GPU 17-56% busy (per-step overhead on the CPU), not done after 100 s; 70-80 s went by
 # before the first batch (loading and chunking the corpus).
 #
+# What this script did on an H200 (2026-12-04, 128 slots): the CUDA build took 205 s after the first call
+# (16 cores, no flash-attention kernels); then 548 chunks of 527 2Wiki passages in about 408 s of
+# extraction (two calls), about 4,650 passages per hour: 10x the 2-core CPU, but the GPU was busy only
+# 0-49% of the time while llama-server used 310% CPU. The server's per-slot sampling (grammar checks over
+# a 151k-token vocabulary) bounds it, not the GPU: next time run several servers (e.g. 4 x 32 slots, one
+# per 4 cores) behind one extraction, or fewer slots with more servers.
+#
 #   bash scripts/gpu-server-extract.sh build .gpu/llama-cpp-src.tgz     # first call: returns at once
 #   PARTS=.gpu/q05 OUT=$OUT MAX_SECONDS=300 bash scripts/gpu-server-extract.sh run NAME CORPUS...
 #
@@ -57,7 +64,8 @@ MAX_SECONDS=${MAX_SECONDS:-300}
 HARD_SECONDS=${HARD_SECONDS:-$((MAX_SECONDS + 90))}
 WAIT_BUILD=${WAIT_BUILD:-420}
 SLOTS=${SLOTS:-64}
-WORK=$(mktemp -d)
+WORK=/tmp/gpu-work  # fixed, so a second call on the same machine resumes the first one
+mkdir -p "$WORK"
 mkdir -p "$OUT"
 pack() {
     [ -f "$WORK/$name.jsonl" ] && gzip -c "$WORK/$name.jsonl" >"$OUT/$name.jsonl.gz"
