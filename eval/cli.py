@@ -16,6 +16,7 @@ from eval.datasets import Dataset, DatasetError, load_dataset
 from retrieval.modes import MODES
 from synthkg.cli_options import BackendOpt, BaseUrlOpt, ModelOpt, fail, root_settings, with_llm
 from synthkg.config import Settings
+from synthkg.extract.replay import ReplayExtractor
 from synthkg.runtime import ExtractorName
 
 if TYPE_CHECKING:
@@ -96,6 +97,16 @@ RecordsOpt = Annotated[
                  "passages without a record are ingested as failed chunks. Repeatable."),
 ]
 
+RecordedOnlyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--recorded-only",
+        help="With --records: only the passages the records cover, and the questions whose supporting "
+        "passages are all among them (for a corpus extracted in parts: every recorded passage is a "
+        "distractor to every question).",
+    ),
+]
+
 
 def _split(value: str, what: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
@@ -125,21 +136,37 @@ def _extractor(choice: ExtractorName | None, modes: list[str]) -> str:
     return choice.value
 
 
-def _subset(limit: int | None, distractors: int, supporting_only: bool) -> dict[str, Any]:
+def _subset(limit: int | None, distractors: int, supporting_only: bool, recorded_only: bool = False
+            ) -> dict[str, Any]:
     """The config fields that say which part of the dataset a run read."""
+    fields: dict[str, Any] = {"recorded_only": recorded_only}
     if limit is None:
-        return {"limit": None}
-    return {"limit": limit, "supporting_only": supporting_only,
-            "distractors": None if supporting_only else distractors}
+        return fields | {"limit": None}
+    return fields | {"limit": limit, "supporting_only": supporting_only,
+                     "distractors": None if supporting_only else distractors}
+
+
+def _replay(records: list[Path] | None, recorded_only: bool) -> ReplayExtractor | None:
+    """The extractor that replays `records`, read once for both the dataset's selection and the store."""
+    if recorded_only and not records:
+        fail("--recorded-only needs --records")
+    return ReplayExtractor.from_files(records) if records else None
 
 
 def _load(dataset: Path, corpus: Path | None, limit: int | None, distractors: int,
-          supporting_only: bool = False) -> Dataset:
+          supporting_only: bool = False, within: ReplayExtractor | None = None) -> Dataset:
+    """The dataset, cut to the first `limit` questions and what they need, then (`within`) to what the
+    records cover."""
     data = load_dataset(dataset, corpus=corpus)
     if limit is not None:
         data = data.subset(limit, distractors=distractors, supporting_only=supporting_only)
+    if within is not None:
+        if not within.document_ids:
+            raise DatasetError("--recorded-only: the records name no documents (made by an older version)")
+        data = data.within(within.document_ids)
     if not data.questions:
-        raise DatasetError(f"{dataset}: the dataset has no questions")
+        where = " among the recorded passages" if within is not None else ""
+        raise DatasetError(f"{dataset}: the dataset has no questions{where}")
     return data
 
 
@@ -147,12 +174,11 @@ class _Run:
     """What every evaluation command does first: load the dataset and ingest it into its own store."""
 
     def __init__(self, settings: Settings, dataset: Dataset, extractor: str, work_dir: Path | None,
-                 progress: bool, records: list[Path] | None = None) -> None:
+                 progress: bool, records: list[Path] | None = None,
+                 replay: ReplayExtractor | None = None) -> None:
         from eval.corpus import prepare_corpus
-        from synthkg.extract.replay import ReplayExtractor
         from synthkg.runtime import Runtime
 
-        replay = ReplayExtractor.from_files(records) if records else None
         if replay is not None:
             extractor = f"{extractor}-records"  # a store of its own, and said so in the results
         self.settings, self.dataset, self.extractor = settings, dataset, extractor
@@ -268,6 +294,7 @@ def retrieval_command(
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     records: RecordsOpt = None,
+    recorded_only: RecordedOnlyOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
     """Passage recall@k / hits@k and query latency of each retrieval mode.
@@ -286,12 +313,13 @@ def retrieval_command(
     def run() -> None:
         from eval.retrieval_eval import eval_retrieval
 
-        data = _load(dataset, corpus, limit, distractors, supporting_only)
-        job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress, records)
+        replay = _replay(records, recorded_only)
+        data = _load(dataset, corpus, limit, distractors, supporting_only, replay if recorded_only else None)
+        job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress, records, replay)
         with job.prepared.open_store() as store:
             result = eval_retrieval(data, store, job.index(), chosen, ks, progress=progress)
         config = job.config(chosen, ks=ks, chunk_depth=result.chunk_depth,
-                            **_subset(limit, distractors, supporting_only))
+                            **_subset(limit, distractors, supporting_only, recorded_only))
         job.write("retrieval", config, result.rows, result.aggregates, job.cost(result.wall_seconds), out)
 
     _guarded(run)
@@ -325,6 +353,7 @@ def qa_command(
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     records: RecordsOpt = None,
+    recorded_only: RecordedOnlyOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
     """Answer EM / F1 of the reader, with LLM calls, tokens and seconds per question.
@@ -337,8 +366,9 @@ def qa_command(
     def run() -> None:
         from eval.qa_eval import eval_qa
 
-        data = _load(dataset, corpus, limit, distractors, supporting_only)
-        job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress, records)
+        replay = _replay(records, recorded_only)
+        data = _load(dataset, corpus, limit, distractors, supporting_only, replay if recorded_only else None)
+        job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress, records, replay)
         rows: list[Any] = []
         aggregates: dict[str, ModeSummary] = {}
         stages: dict[str, Any] = {}
@@ -354,7 +384,7 @@ def qa_command(
                 stages.update({f"qa/{name}": result.cost for name in result.aggregates})
                 wall += result.wall_seconds
         config = job.config(list(aggregates), k=k, reader=reader.value,
-                            **_subset(limit, distractors, supporting_only),
+                            **_subset(limit, distractors, supporting_only, recorded_only),
                             max_iterations=max_iterations if reader is ReaderChoice.iterative else None)
         job.write("qa", config, rows, aggregates, job.cost(wall, **stages), out)
 
@@ -383,6 +413,7 @@ def kg_command(
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     records: RecordsOpt = None,
+    recorded_only: RecordedOnlyOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
     """Knowledge-graph coverage of the gold triples by the extracted graph.
@@ -395,12 +426,13 @@ def kg_command(
     def run() -> None:
         from eval.kg_eval import eval_kg
 
-        data = _load(dataset, corpus, limit, distractors, supporting_only)
-        job = _Run(settings, data, extractor.value, work_dir, progress, records)
+        replay = _replay(records, recorded_only)
+        data = _load(dataset, corpus, limit, distractors, supporting_only, replay if recorded_only else None)
+        job = _Run(settings, data, extractor.value, work_dir, progress, records, replay)
         with job.prepared.open_store() as store:
             result = eval_kg(data, store, job.embedder, threshold, progress=progress)
         config = job.config([extractor.value], thresholds={"coverage_similarity": threshold},
-                            **_subset(limit, distractors, supporting_only))
+                            **_subset(limit, distractors, supporting_only, recorded_only))
         job.write("kg", config, result.rows, result.aggregates, job.cost(result.wall_seconds), out)
 
     _guarded(run)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -96,6 +96,19 @@ class Dataset:
 
     def passage(self, passage_id: str) -> Passage:
         return self.passage_index[passage_id]
+
+    def document_id(self, passage: Passage) -> str:
+        """The id of `passage`'s document in a store built from this dataset."""
+        return Document.create(passage.text, title=passage.title, source=self.name, key=passage.id).id
+
+    def within(self, document_ids: Collection[str]) -> Dataset:
+        """Only the passages whose documents are in `document_ids` (e.g. those extraction records cover)
+        and the questions whose supporting passages are all among them, in their order: a corpus extracted
+        in parts, evaluated as far as it goes. The kept passages are all distractors to every question."""
+        passages = [p for p in self.passages if self.document_id(p) in document_ids]
+        kept = {p.id for p in passages}
+        questions = [q for q in self.questions if set(q.supporting_passage_ids) <= kept]
+        return Dataset(name=self.name, passages=passages, questions=questions)
 
     def documents(self) -> tuple[list[Document], list[str]]:
         """The passages as documents to ingest, keyed by passage id as the corpus-file loader keys them

@@ -120,6 +120,8 @@ class EvalConfig(BaseModel):
     distractors: int | None = Field(None, description="with limit: sampled distractors per question "
                                     "that lists no context passages")
     supporting_only: bool = Field(False, description="with limit: supporting passages only")
+    recorded_only: bool = Field(False, description="only the passages the records cover and the questions "
+                                "whose supporting passages are all among them")
     retrieval_params: dict[str, Any] | None = None
     store: str | None = Field(None, description="the store the run read")
     records: list[str] | None = Field(None, description="extraction records replayed to build the graph")

@@ -73,6 +73,7 @@ def test_records_resume_after_a_stop_and_replay_into_a_store(corpus: Path, tmp_p
     from synthkg.extract.replay import ReplayExtractor
 
     replay = ReplayExtractor.from_files([out])
+    assert replay.document_ids == done_documents(out)  # what `eval --recorded-only` keeps
     settings = Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
     settings.store.path = tmp_path / "store"
     summary = ingest([corpus], settings=settings, extractor=replay, embedder=HashingEmbedder(),

@@ -23,6 +23,7 @@ class RecordedExtraction(BaseModel):
 
     text: str = Field(min_length=1)
     source_text: str | None = None
+    document_id: str | None = None
     graph: ChunkGraph
     decontextualized: bool = False
     rouge1_f1: float | None = None
@@ -41,8 +42,11 @@ class ReplayExtractor:
 
     def __init__(self, records: Iterable[RecordedExtraction]) -> None:
         self._by_text: dict[str, RecordedExtraction] = {}
+        self.document_ids: set[str] = set()  # the documents the records name (older records name none)
         for record in records:
             self._by_text.setdefault(record.source_text or record.text, record)
+            if record.document_id is not None:
+                self.document_ids.add(record.document_id)
 
     @classmethod
     def from_files(cls, paths: Iterable[str | Path]) -> ReplayExtractor:

@@ -117,6 +117,7 @@ def test_bad_dataset_record_is_named(tmp_path: Path) -> None:
         (["--modes", "bm25,sparse"], "unknown retrieval mode(s) sparse"),
         (["--k", "2,x"], "--k must be comma-separated integers"),
         (["--k", "0"], "every k must be >= 1"),
+        (["--recorded-only"], "--recorded-only needs --records"),
     ],
 )
 def test_bad_options_fail_with_a_message(args: list[str], message: str) -> None:

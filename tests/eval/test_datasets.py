@@ -80,6 +80,21 @@ def test_sample_subset_takes_exactly_the_context() -> None:
     assert len(set(needed) | set(nxt.supporting_passage_ids)) > 3  # the next question would not fit
 
 
+
+def test_within_keeps_what_the_records_cover_and_the_questions_answerable_there() -> None:
+    dataset = load_dataset(SAMPLE_DIR)
+    first, second = dataset.questions[:2]
+    covered = set(first.supporting_passage_ids) | {"demo-00005"}
+    missing_one = list(second.supporting_passage_ids)[:1]
+    ids = {dataset.document_id(dataset.passage(pid)) for pid in covered}
+    within = dataset.within(ids)
+    assert {p.id for p in within.passages} == covered
+    assert [q.id for q in within.questions] == [first.id]  # the second lacks a supporting passage
+    assert missing_one and missing_one[0] not in covered
+    documents, _ = dataset.documents()  # the ids match those of the store built from the dataset
+    assert {d.id for d in documents} >= ids
+    assert dataset.within(set()).questions == []
+
 def test_demo_files_load() -> None:
     demo = load_dataset(SAMPLE_DIR / "demo_question.json", SAMPLE_DIR / "demo_corpus.json")
     assert demo.name == "demo_question"
