@@ -14,7 +14,7 @@
 # extraction (two calls), about 4,650 passages per hour: 10x the 2-core CPU, but the GPU was busy only
 # 0-49% of the time while llama-server used 310% CPU. The server's per-slot sampling (grammar checks over
 # a 151k-token vocabulary) bounds it, not the GPU: next time run several servers (e.g. 4 x 32 slots, one
-# per 4 cores) behind one extraction, or fewer slots with more servers.
+# per 4 cores) behind one extraction: `[llm] servers` (SERVERS here, default 4) does that since.
 #
 #   bash scripts/gpu-server-extract.sh build .gpu/llama-cpp-src.tgz     # first call: returns at once
 #   PARTS=.gpu/q05 OUT=$OUT MAX_SECONDS=300 bash scripts/gpu-server-extract.sh run NAME CORPUS...
@@ -23,7 +23,7 @@
 # source in its own session, so it compiles while the next calls carry the model's pieces; `run` waits
 # for it (at most WAIT_BUILD seconds), joins PARTS/p* into the cache as the local model's file (sha256
 # checked), and runs `synthkg extract --engine server --gpu-layers 99` with SLOTS sequences decoded
-# together. No document is started after MAX_SECONDS; the process is stopped at HARD_SECONDS (default
+# together on SERVERS servers. No document is started after MAX_SECONDS; the process is stopped at HARD_SECONDS (default
 # MAX_SECONDS + 90; CALL_SECONDS instead fits both into what is left of a call of that length), so what
 # finished is always packed into $OUT (also every 30 s): NAME.jsonl.gz (records: extract again
 # into the same file to resume), NAME.stats.json, NAME.log, the server's and the build's logs, a GPU log.
@@ -63,7 +63,8 @@ shift
 MAX_SECONDS=${MAX_SECONDS:-300}
 HARD_SECONDS=${HARD_SECONDS:-$((MAX_SECONDS + 90))}
 WAIT_BUILD=${WAIT_BUILD:-420}
-SLOTS=${SLOTS:-64}
+SLOTS=${SLOTS:-128}
+SERVERS=${SERVERS:-4}  # llama-server processes sharing the slots: one samples its slots in one loop
 WORK=/tmp/gpu-work  # fixed, so a second call on the same machine resumes the first one
 mkdir -p "$WORK"
 mkdir -p "$OUT"
@@ -103,7 +104,7 @@ if [ -n "${CALL_SECONDS:-}" ]; then  # fit the run into what is left of the call
     HARD_SECONDS=$((MAX_SECONDS + 45))
     echo "extracting for ${MAX_SECONDS}s"
 fi
-export SYNTHKG_LLAMA_SERVER=$binary SYNTHKG_LLM__GPU_LAYERS=99 SYNTHKG_LLM__SLOTS=$SLOTS
+export SYNTHKG_LLAMA_SERVER=$binary SYNTHKG_LLM__GPU_LAYERS=99 SYNTHKG_LLM__SLOTS=$SLOTS SYNTHKG_LLM__SERVERS=$SERVERS
 export SYNTHKG_LLM__ENGINE=server SYNTHKG_LLM__BACKEND=llamacpp SYNTHKG_LLM__MODEL=synthkg-student
 timeout -s INT -k 20 "$HARD_SECONDS" python3 -m synthkg.cli extract "$@" --out "$WORK/$name.jsonl" \
     --extractor distilled --workers "$SLOTS" --max-seconds "$MAX_SECONDS" --no-progress \

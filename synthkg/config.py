@@ -100,6 +100,10 @@ class LLMSettings(BaseModel):
     slots: int = Field(
         4, ge=1, description="server engine: sequences decoded together (continuous batching)"
     )
+    servers: int = Field(
+        1, ge=1, description="server engine: llama-server processes sharing the slots (each samples its "
+        "slots in one loop; more than one pays only on a GPU, e.g. 4 x 32 slots)",
+    )
     server_binary: str | None = Field(
         None, description="server engine: a llama-server binary (default: the one setup built)"
     )

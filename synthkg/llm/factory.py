@@ -101,6 +101,7 @@ def make_llamacpp_backend(
         cache_dir=Path(cache_dir),
         adapter=adapter,
         slots=settings.slots,
+        servers=settings.servers,
         threads=settings.threads,
         context_per_slot=settings.context_size,
         extra_args=server_args(settings),

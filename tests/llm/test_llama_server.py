@@ -28,6 +28,7 @@ from synthkg.llm.llama_server import (
     ServerSpec,
     built_server_path,
     server_binary,
+    stop_servers,
 )
 from synthkg.llm.llamacpp import LlamaCppBackend
 
@@ -144,6 +145,40 @@ def test_concurrent_calls_share_the_server(fake_binary: Path, model_file: Path) 
             thread.join()
         assert sorted(texts) == sorted(f"n{i}" for i in range(8))
 
+
+
+def test_a_spec_with_two_servers_splits_the_slots_and_spreads_the_calls(
+    fake_binary: Path, model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = ServerSpec(binary=fake_binary, model=str(model_file), cache_dir=tmp_path, slots=4, threads=2,
+                      servers=2)
+    backend = LlamaServerBackend(spec)
+    ports: list[int | None] = []
+    overlap = threading.Barrier(2, timeout=30)
+    stream = backend._stream
+
+    def in_flight_together(server: LlamaServer, body: dict, stop_when: object) -> object:
+        ports.append(server.port)
+        overlap.wait()  # the second call is picked while the first is still in flight
+        return stream(server, body, stop_when)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backend, "_stream", in_flight_together)
+    try:
+        texts: list[str] = []
+        calls = [threading.Thread(target=lambda i=i: texts.append(backend.chat(say(f"n{i}")).text))
+                 for i in range(2)]
+        for call in calls:
+            call.start()
+        for call in calls:
+            call.join()
+        assert sorted(texts) == ["n0", "n1"] and len(set(ports)) == 2
+        assert backend.parallel == 4
+        for server in backend.servers:
+            command = server.command(1)
+            assert command[command.index("--parallel") + 1] == "2"
+            assert command[command.index("--threads") + 1] == "1"
+    finally:
+        stop_servers()
 
 def test_http_errors_and_a_dead_server_are_llm_errors(
     fake_binary: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch
