@@ -133,18 +133,22 @@ def test_a_looping_stream_is_stopped_and_the_prompt_counted(
         assert backend.chat(say("again")).text == "again"
 
 
+def say_together(backend: LlamaServerBackend, count: int) -> list[str]:
+    """The answers to `count` calls made from as many threads at once."""
+    texts: list[str] = []
+    threads = [threading.Thread(target=lambda i=i: texts.append(backend.chat(say(f"n{i}")).text))
+               for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return texts
+
+
 def test_concurrent_calls_share_the_server(fake_binary: Path, model_file: Path) -> None:
     with LlamaServer(fake_binary, model_file, slots=4) as server:
         backend = LlamaServerBackend(server, "m")
-        texts: list[str] = []
-        threads = [threading.Thread(target=lambda i=i: texts.append(backend.chat(say(f"n{i}")).text))
-                   for i in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert sorted(texts) == sorted(f"n{i}" for i in range(8))
-
+        assert sorted(say_together(backend, 8)) == sorted(f"n{i}" for i in range(8))
 
 
 def test_a_spec_with_two_servers_splits_the_slots_and_spreads_the_calls(
@@ -164,14 +168,7 @@ def test_a_spec_with_two_servers_splits_the_slots_and_spreads_the_calls(
 
     monkeypatch.setattr(backend, "_stream", in_flight_together)
     try:
-        texts: list[str] = []
-        calls = [threading.Thread(target=lambda i=i: texts.append(backend.chat(say(f"n{i}")).text))
-                 for i in range(2)]
-        for call in calls:
-            call.start()
-        for call in calls:
-            call.join()
-        assert sorted(texts) == ["n0", "n1"] and len(set(ports)) == 2
+        assert sorted(say_together(backend, 2)) == ["n0", "n1"] and len(set(ports)) == 2
         assert backend.parallel == 4
         for server in backend.servers:
             command = server.command(1)
