@@ -87,6 +87,12 @@ class RetrievalParams(BaseModel):
     question_entity_min_similarity: float = Field(0.6, ge=-1.0, le=1.0)
     span_entity_min_similarity: float = Field(0.8, ge=-1.0, le=1.0)
     entities_per_query: int = Field(3, ge=1, description="entities linked per question / name span")
+    named_seeds_only: bool = Field(
+        True,
+        description="link only entities whose name has a capitalized word or a number: common nouns of the "
+        "question ('director', 'film', 'place of birth') match hub entities of the whole corpus and pull "
+        "their passages first (2Wiki, 37 questions over 605 passages: graph recall@5 0.635 with them)",
+    )
     proposition_seed_weight: float = Field(
         0.5,
         ge=0.0,
@@ -447,6 +453,8 @@ def link_question_entities(
     """Stage 2: exact name matches (weight 1), then the entities most similar to the whole question and to
     each name span without an exact match, above their similarity floors (weight = similarity)."""
     exact = index.entities_named_in(question)
+    if params.named_seeds_only:
+        exact = {eid: words for eid, words in exact.items() if is_name(words)}
     seeds = {eid: Seed(eid, 1.0) for eid in exact}
     matched = {normalize_name(words) for words in exact.values()}
     queries = [(params.question_entity_min_similarity, vectors[0])]
@@ -457,9 +465,21 @@ def link_question_entities(
     ]
     for floor, vector in queries:
         for eid, sim in index.dense_search("entities", vector, params.entities_per_query):
+            if params.named_seeds_only and not is_name(index.text("entities", eid) or ""):
+                continue
             if sim >= floor and (eid not in seeds or seeds[eid].weight < sim):
                 seeds[eid] = Seed(eid, sim)
     return seeds
+
+
+def is_name(text: str) -> bool:
+    """Whether `text` reads as a name: a word that is capitalized or holds a digit, not a stopword
+    ("Lothair II", "1984", "Good People" are; "place of birth", "What is?" are not)."""
+    for word in text.split():
+        core = word.strip(".,;:!?()[]\"'")
+        if core and (core[0].isupper() or any(c.isdigit() for c in core)) and core.lower() not in STOPWORDS:
+            return True
+    return False
 
 
 def link_names(
