@@ -31,9 +31,10 @@ import heapq
 import itertools
 import math
 import re
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -87,6 +88,13 @@ class RetrievalParams(BaseModel):
     question_entity_min_similarity: float = Field(0.6, ge=-1.0, le=1.0)
     span_entity_min_similarity: float = Field(0.8, ge=-1.0, le=1.0)
     entities_per_query: int = Field(3, ge=1, description="entities linked per question / name span")
+    title_seed_weight: float = Field(
+        1.0,
+        ge=0.0,
+        description="seed weight of the entities of the passages whose document title the question names "
+        "('... of film Talk About A Stranger'): the passage is a start even when its extraction named the "
+        "film otherwise ('1952 American film noir'); 0: titles are not matched",
+    )
     named_seeds_only: bool = Field(
         True,
         description="link only entities whose name has a capitalized word or a number: common nouns of the "
@@ -304,6 +312,8 @@ def _graph_retrieve(
         question_seeds = link_question_entities(question, vectors[: 1 + len(spans)], spans, index, params)
         extra = link_names(seeds, vectors[1 + len(spans) :], index, params)
         question_seeds = merge_seeds(question_seeds, extra)
+        titled = title_seeds(question, store, index, params, question_seeds)
+        question_seeds = merge_seeds(question_seeds, titled)
     with timer("3_subgraph"):
         anchors = question_seeds or proposition_seeds(top_props, params.proposition_seed_weight)
         expansion = expand(store, anchors, top_props, params)
@@ -360,11 +370,15 @@ def _hippo_retrieve(
     with timer("2_question_entities"):
         linked = link_question_entities(question, vectors[: 1 + len(spans)], spans, index, params)
         linked = merge_seeds(linked, link_names(seeds, vectors[1 + len(spans) :], index, params))
+        # A passage the question names by its title seeds the walk with all its entities, linked or not
+        # (as HippoRAG seeds passages): on 2Wiki (37 questions, 605 passages) recall@5 0.899, against
+        # 0.851 when titles only stand in for unlinked entities as in the graph and ppr modes.
+        titled = title_seeds(question, store, index, params, linked=())
     with timer("3_graph"):
         graph = passage_graph(store, index, hippo)
     with timer("4_walk"):
         chunk_dense = _minmax(index.dense_scores("chunks", qvec))
-        weights = {s.entity_id: s.weight for s in linked.values()}
+        weights = {s.entity_id: s.weight for s in merge_seeds(linked, titled).values()}
         scored = score_passages(store, index, graph, hybrid, chunk_dense, weights, depth, hippo)
     with timer("5_evidence"):
         position = index.position("propositions")
@@ -470,6 +484,70 @@ def link_question_entities(
             if sim >= floor and (eid not in seeds or seeds[eid].weight < sim):
                 seeds[eid] = Seed(eid, sim)
     return seeds
+
+
+def title_seeds(
+    question: str, store: GraphStore, index: SearchIndex, params: RetrievalParams, linked: Collection[str]
+) -> dict[str, Seed]:
+    """Stage 2, titles: when the question names a document's title (as a run of words that reads as a
+    name) but none of the entities of a chunk of that document is among the `linked` ones (its extraction
+    named the subject otherwise), that chunk's entities, each with weight `params.title_seed_weight`."""
+    if params.title_seed_weight <= 0:
+        return {}
+    chunk_ids = titled_chunks(question, title_index(store, index))
+    entities: dict[str, set[str]] = {}
+    for proposition in store.propositions_of_chunks(chunk_ids):
+        entities.setdefault(proposition.chunk_id, set()).update(proposition.entity_ids)
+    return {
+        eid: Seed(eid, params.title_seed_weight)
+        for found in entities.values()
+        if found.isdisjoint(linked)
+        for eid in found
+    }
+
+
+_TITLES: dict[tuple[int, str], dict[str, list[str]]] = {}
+_TITLES_LOCK = threading.Lock()
+_QUALIFIER = re.compile(r"\s*\([^)]*\)\s*$")
+
+
+def title_index(store: GraphStore, index: SearchIndex) -> dict[str, list[str]]:
+    """Normalized document title (also without a trailing "(film)"-like qualifier) -> the document's chunk
+    ids; read from the store once per store and index state."""
+    key = (id(store), index.state_token())
+    with _TITLES_LOCK:
+        titles = _TITLES.get(key)
+        if titles is None:
+            _TITLES.clear()  # one store's titles at a time
+            chunks: dict[str, list[str]] = {}
+            for chunk in store.iter_chunks():
+                chunks.setdefault(chunk.document_id, []).append(chunk.id)
+            titles = {}
+            for document in store.iter_documents():
+                title = document.title.strip()
+                if title and document.id in chunks:
+                    for name in {normalize_name(title), normalize_name(_QUALIFIER.sub("", title))}:
+                        titles.setdefault(name, []).extend(chunks[document.id])
+            _TITLES[key] = titles
+    return titles
+
+
+def titled_chunks(question: str, titles: dict[str, list[str]], max_words: int = 8) -> list[str]:
+    """The chunks of the documents whose title the question names: runs of up to `max_words` words that
+    read as a name, longest first, each word in at most one match."""
+    words = question.split()
+    taken = [False] * len(words)
+    found: list[str] = []
+    for n in range(min(max_words, len(words)), 0, -1):
+        for start in range(len(words) - n + 1):
+            if any(taken[start : start + n]):
+                continue
+            span = " ".join(words[start : start + n])
+            ids = titles.get(normalize_name(span)) if is_name(span) else None
+            if ids:
+                found += ids
+                taken[start : start + n] = [True] * n
+    return list(dict.fromkeys(found))
 
 
 def is_name(text: str) -> bool:
