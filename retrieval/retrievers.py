@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.modes import MODES, Mode, require_question
 from retrieval.passage_graph import PassageGraphParams, passage_graph, score_passages
-from synthkg.indexes import STOPWORDS, SearchIndex, top_k
+from synthkg.indexes import STOPWORDS, SearchIndex, matched_runs, top_k
 from synthkg.model import Chunk, Document, Entity, Proposition, Relation, normalize_name
 from synthkg.store.base import GraphStore
 
@@ -535,18 +535,11 @@ def title_index(store: GraphStore, index: SearchIndex) -> dict[str, list[str]]:
 def titled_chunks(question: str, titles: dict[str, list[str]], max_words: int = 8) -> list[str]:
     """The chunks of the documents whose title the question names: runs of up to `max_words` words that
     read as a name, longest first, each word in at most one match."""
-    words = question.split()
-    taken = [False] * len(words)
-    found: list[str] = []
-    for n in range(min(max_words, len(words)), 0, -1):
-        for start in range(len(words) - n + 1):
-            if any(taken[start : start + n]):
-                continue
-            span = " ".join(words[start : start + n])
-            ids = titles.get(normalize_name(span)) if is_name(span) else None
-            if ids:
-                found += ids
-                taken[start : start + n] = [True] * n
+
+    def chunks(span: str) -> list[str] | None:
+        return titles.get(normalize_name(span)) if is_name(span) else None
+
+    found = [cid for _, ids in matched_runs(question, chunks, max_words) for cid in ids]
     return list(dict.fromkeys(found))
 
 

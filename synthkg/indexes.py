@@ -19,6 +19,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -337,20 +338,15 @@ class SearchIndex:
         """Entities whose name or alias appears verbatim (after `normalize_name`) as a run of up to
         `max_words` words of `text`: entity id -> the matched words. Longest match first, and a matched
         run's words are not matched again ("Xanadu Nights" does not also match "Xanadu")."""
-        words = text.split()
-        taken = [False] * len(words)
+
+        def entities(span: str) -> Sequence[str]:
+            key = normalize_name(span)
+            return self._entity_keys.get(key, ()) if key not in STOPWORDS else ()
+
         found: dict[str, str] = {}
-        for n in range(min(max_words, len(words)), 0, -1):
-            for start in range(len(words) - n + 1):
-                if any(taken[start : start + n]):
-                    continue
-                span = " ".join(words[start : start + n])
-                key = normalize_name(span)
-                ids = self._entity_keys.get(key, ()) if key not in STOPWORDS else ()
-                for rid in ids:
-                    found.setdefault(rid, span)
-                if ids:
-                    taken[start : start + n] = [True] * n
+        for span, ids in matched_runs(text, entities, max_words):
+            for rid in ids:
+                found.setdefault(rid, span)
         return found
 
     def _ranked(self, section: Section, scores: np.ndarray, k: int) -> list[tuple[str, float]]:
@@ -361,6 +357,24 @@ class SearchIndex:
         if section not in SECTIONS:
             raise ValueError(f"unknown index section {section!r}; expected one of {SECTIONS}")
         return self._rows.get(section) or _empty_rows(self.dim or 0)
+
+
+def matched_runs(
+    text: str, lookup: Callable[[str], Sequence[str] | None], max_words: int
+) -> Iterator[tuple[str, Sequence[str]]]:
+    """The runs of up to `max_words` words of `text` that `lookup` finds ids for, with those ids: longest
+    first, and a matched run's words are not matched again."""
+    words = text.split()
+    taken = [False] * len(words)
+    for n in range(min(max_words, len(words)), 0, -1):
+        for start in range(len(words) - n + 1):
+            if any(taken[start : start + n]):
+                continue
+            span = " ".join(words[start : start + n])
+            ids = lookup(span)
+            if ids:
+                taken[start : start + n] = [True] * n
+                yield span, ids
 
 
 # --- store -> texts --------------------------------------------------------------------------------

@@ -467,11 +467,7 @@ class LlamaServerBackend:
     @property
     def server(self) -> LlamaServer:
         """The first server, running (restarted if it died)."""
-        return self._alive(self.servers[0])
-
-    @staticmethod
-    def _alive(server: LlamaServer) -> LlamaServer:
-        return server if server.alive() else server.start()
+        return self.servers[0].start()
 
     @contextlib.contextmanager
     def _slot(self) -> Iterator[LlamaServer]:
@@ -481,7 +477,7 @@ class LlamaServerBackend:
             index = min(range(len(servers)), key=lambda i: self._in_flight.get(i, 0))
             self._in_flight[index] = self._in_flight.get(index, 0) + 1
         try:
-            yield self._alive(servers[index])
+            yield servers[index].start()  # restarted if it died
         finally:
             with self._pick_lock:
                 self._in_flight[index] -= 1
