@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from eval.datasets import Dataset, DatasetError, load_dataset
-from retrieval.modes import MODES
+from retrieval.modes import MODES, READER_MODES
 from synthkg.cli_options import BackendOpt, BaseUrlOpt, ModelOpt, fail, root_settings, with_llm
 from synthkg.config import Settings
 from synthkg.extract.replay import ReplayExtractor
@@ -35,9 +35,7 @@ eval_app = typer.Typer(
 RETRIEVAL_MODES = MODES
 
 
-class ReaderChoice(StrEnum):
-    single = "single"
-    iterative = "iterative"
+ReaderChoice = StrEnum("ReaderChoice", {mode: mode for mode in READER_MODES})
 
 
 DatasetOpt = Annotated[
@@ -339,12 +337,18 @@ def qa_command(
     ] = "graph",
     reader: Annotated[
         ReaderChoice, typer.Option(help="single: one retrieval and one LLM call per question; iterative: "
-                                   "the reader asks sub-queries (IterDRAG) until it can answer.")
-    ] = ReaderChoice.iterative,
+                                   "the reader asks sub-queries (IterDRAG) until it can answer; decompose: "
+                                   "one call plans single-fact sub-questions, each answered from its own "
+                                   "passages, then one call composes the answer (fewer tokens).")
+    ] = ReaderChoice["iterative"],
     k: Annotated[int, typer.Option("--k", min=1, help="Passages retrieved per query.")] = 5,
     max_iterations: Annotated[
-        int, typer.Option(min=1, help="iterative: sub-query steps before the answer is forced.")
+        int, typer.Option(min=1, help="iterative, decompose: sub-query steps before the answer is forced.")
     ] = 5,
+    step_k: Annotated[
+        int | None, typer.Option("--step-k", min=1, help="iterative, decompose: passages retrieved per "
+                                 "sub-query (default: --k).")
+    ] = None,
     max_tokens: Annotated[int, typer.Option(min=1, help="Completion tokens per reader call.")] = 256,
     extractor: ExtractorOpt = None,
     out: OutOpt = None,
@@ -377,7 +381,8 @@ def qa_command(
             index = job.index()
             for mode in chosen:
                 result = eval_qa(data, store, index, backend, mode, reader.value, k,
-                                 max_iterations=max_iterations, context_tokens=settings.llm.context_size,
+                                 max_iterations=max_iterations, step_k=step_k,
+                                 context_tokens=settings.llm.context_size,
                                  max_tokens=max_tokens, progress=progress)
                 rows += result.rows
                 aggregates.update(result.aggregates)
@@ -385,7 +390,8 @@ def qa_command(
                 wall += result.wall_seconds
         config = job.config(list(aggregates), k=k, reader=reader.value,
                             **_subset(limit, distractors, supporting_only, recorded_only),
-                            max_iterations=max_iterations if reader is ReaderChoice.iterative else None)
+                            max_iterations=None if reader.value == "single" else max_iterations,
+                            step_k=None if reader.value == "single" else step_k or k)
         job.write("qa", config, rows, aggregates, job.cost(wall, **stages), out)
 
     _guarded(run)

@@ -16,7 +16,8 @@ from eval.metrics import (
 )
 from eval.result_files import ModeSummary, QAEval, QARow, StageCost, latency_stats, mean_or_none
 from eval.retrieval_eval import check_ready, passage_ids_by_document, to_passages
-from retrieval.reader import ReaderMode, answer
+from retrieval.modes import ReaderMode
+from retrieval.reader import answer
 from retrieval.retrievers import Mode, RetrievalParams, make_retriever
 from synthkg.indexes import SearchIndex
 from synthkg.llm.base import ChatBackend, ChatResult, Message
@@ -59,6 +60,7 @@ def eval_qa(
     k: int = 5,
     *,
     max_iterations: int = 5,
+    step_k: int | None = None,
     context_tokens: int = 4096,
     max_tokens: int = 256,
     params: RetrievalParams | None = None,
@@ -83,6 +85,7 @@ def eval_qa(
             mode=reader_mode,
             max_iterations=max_iterations,
             k=k,
+            step_k=step_k,
             context_tokens=context_tokens,
             max_tokens=max_tokens,
         )

@@ -1,6 +1,7 @@
-"""The evaluation report: every result file of a folder as one markdown table, two plots (answer F1
-against reader tokens per question, the cost/quality frontier; recall@5 per retrieval mode), and
-optionally that block pasted into a README between the markers
+"""The evaluation report: every result file of a folder as one markdown table, three plots (answer F1
+against reader tokens per question, the cost/quality frontier; the same per dataset as the reader's
+scaling curve, its step budgets joined; recall@5 per retrieval mode), and optionally that block pasted
+into a README between the markers
 
     <!-- eval-report:start -->
     <!-- eval-report:end -->
@@ -8,7 +9,8 @@ optionally that block pasted into a README between the markers
 (and the store and ingestion benchmark tables into their own blocks, see eval.bench_tables).
 
 Only the latest run per (dataset and its size, kind, mode, extractor) is shown: reruns replace their
-older numbers instead of piling up."""
+older numbers instead of piling up. A reader's step budget is part of its mode ("graph/iterative
+(3 steps)"), so the runs of a budget sweep each keep their row."""
 
 from __future__ import annotations
 
@@ -18,15 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from eval.bench_tables import TABLES
-from eval.result_files import DEFAULT_RESULTS_DIR, EvalResult
+from eval.result_files import DEFAULT_RESULTS_DIR, EvalConfig, EvalResult
 
 START_MARKER = "<!-- eval-report:start -->"
 END_MARKER = "<!-- eval-report:end -->"
 FRONTIER_PLOT = "frontier.png"
 RECALL_PLOT = "recall_at_5.png"
+SCALING_PLOT = "reader_scaling.png"
 REPORT_FILE = "report.md"
 _KIND_ORDER = {"retrieval": 0, "qa": 1, "kg": 2}
 
@@ -43,6 +46,8 @@ class ReportRow(BaseModel):
     mode: str
     extractor: str
     n: int
+    reader: str | None = None
+    steps: int | None = Field(None, description="the reader's step budget (iterative, decompose)")
     recall_2: float | None = None
     recall_5: float | None = None
     em: float | None = None
@@ -202,9 +207,11 @@ def report_rows(results: list[tuple[Path, EvalResult]]) -> list[ReportRow]:
                 questions=result.dataset.questions,
                 passages=result.dataset.passages,
                 kind=result.kind,
-                mode=mode,
+                mode=mode_label(mode, result.config),
                 extractor=result.config.extractor,
                 n=summary.n,
+                reader=result.config.reader,
+                steps=result.config.max_iterations,
                 recall_2=metrics.get("recall@2"),
                 recall_5=metrics.get("recall@5"),
                 em=metrics.get("em"),
@@ -223,6 +230,17 @@ def report_rows(results: list[tuple[Path, EvalResult]]) -> list[ReportRow]:
                 latest[key] = row
     return sorted(latest.values(), key=lambda r: (r.dataset, r.questions, r.passages, _KIND_ORDER[r.kind],
                                                   r.mode, r.extractor))
+
+
+def mode_label(mode: str, config: EvalConfig) -> str:
+    """A QA mode with the reader's budget where it has one ("graph/iterative (3 steps, k 3 per step)"),
+    so that runs at other budgets get rows of their own."""
+    if config.max_iterations is None:
+        return mode
+    budget = f"{config.max_iterations} steps"
+    if config.step_k is not None and config.step_k != config.k:
+        budget += f", k {config.step_k} per step"
+    return f"{mode} ({budget})"
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -302,6 +320,51 @@ def plot_frontier(rows: list[ReportRow], path: Path) -> Path | None:
     return path
 
 
+def plot_scaling(rows: list[ReportRow], path: Path) -> Path | None:
+    """Per dataset (and size) with runs at two or more step budgets: F1 against reader tokens per question,
+    each (retrieval, reader, k per step) series joined in budget order and labelled with its steps, the
+    single-shot runs as stars. None when no dataset has such a sweep."""
+    qa = [r for r in rows if r.kind == "qa" and r.f1 is not None and r.tokens_per_question is not None]
+    scopes = [s for s in dict.fromkeys(_scope(r) for r in qa)
+              if len({r.steps for r in qa if _scope(r) == s and r.steps is not None}) >= 2]
+    if not scopes:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(scopes), figsize=(6.5 * len(scopes), 4.5), squeeze=False)
+    for ax, scope in zip(axes[0], scopes, strict=True):
+        runs = [r for r in qa if _scope(r) == scope]
+        series: dict[str, list[ReportRow]] = {}
+        for r in runs:
+            if r.steps is not None:
+                series.setdefault(r.mode.split(" (")[0] + _per_step(r.mode), []).append(r)
+        for i, (name, points) in enumerate(series.items()):
+            points.sort(key=lambda r: r.steps or 0)
+            xs = [r.tokens_per_question or 0.0 for r in points]
+            ys = [r.f1 or 0.0 for r in points]
+            ax.plot(xs, ys, marker="o", color=f"C{i % 10}", label=name, zorder=3)
+            for r, x, y in zip(points, xs, ys, strict=True):
+                ax.annotate(str(r.steps), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        for j, r in enumerate(r for r in runs if r.steps is None):
+            ax.scatter(r.tokens_per_question, r.f1, marker="*", s=120, color=f"C{(len(series) + j) % 10}",
+                       label=r.mode, zorder=4)
+        ax.set_xscale("log")
+        ax.set_xlabel("reader tokens per question (log)")
+        ax.set_ylabel("F1")
+        ax.set_title(f"{scope}, {runs[0].extractor}: F1 per step budget", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _per_step(mode: str) -> str:
+    """The ", k N per step" part of a mode label, as its own series."""
+    at = mode.find(", k ")
+    return f" (k {mode[at + 4:].split()[0]} per step)" if at >= 0 else ""
+
+
 def _pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """The points no other point beats with fewer (or equal) tokens and a higher score, by tokens."""
     best = -1.0
@@ -376,8 +439,8 @@ def update_readme(readme: Path, block: str, name: str | None = None) -> bool:
 
 
 def build_report(results_dir: Path = DEFAULT_RESULTS_DIR, readme: Path | None = None) -> Report:
-    """Table and plots of every result in `results_dir`, written there as report.md, frontier.png and
-    recall_at_5.png; the block goes into `readme` when it has the markers."""
+    """Table and plots of every result in `results_dir`, written there as report.md, frontier.png,
+    reader_scaling.png and recall_at_5.png; the block goes into `readme` when it has the markers."""
     results, notes = load_results(results_dir)
     rows = report_rows(results)
     distilled = distill_rows(results_dir)
@@ -388,10 +451,13 @@ def build_report(results_dir: Path = DEFAULT_RESULTS_DIR, readme: Path | None = 
     if not rows:
         report.notes.append(f"no evaluation results in {results_dir}: run `synthkg eval retrieval ...` first")
         return report
-    for plot, name, what in ((plot_frontier, FRONTIER_PLOT, "QA"), (plot_recall, RECALL_PLOT, "retrieval")):
+    # No note for a missing budget sweep: most folders have none.
+    for plot, name, what in ((plot_frontier, FRONTIER_PLOT, "QA"), (plot_scaling, SCALING_PLOT, None),
+                             (plot_recall, RECALL_PLOT, "retrieval")):
         written = plot(rows, results_dir / name)
         if written is None:
-            report.notes.append(f"no {what} results: {name} not drawn")
+            if what is not None:
+                report.notes.append(f"no {what} results: {name} not drawn")
         else:
             report.plots.append(written)
     (results_dir / REPORT_FILE).write_text(_block(table, report.plots, results_dir) + "\n", encoding="utf-8")

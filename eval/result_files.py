@@ -111,7 +111,8 @@ class EvalConfig(BaseModel):
     k: int | None = Field(None, description="qa: passages retrieved per query")
     chunk_depth: int | None = Field(None, description="retrieval: chunks fetched before dedup to passages")
     reader: str | None = None
-    max_iterations: int | None = None
+    max_iterations: int | None = Field(None, description="qa, iterative or decompose reader: its step budget")
+    step_k: int | None = Field(None, description="qa, iterative or decompose reader: passages per sub-query")
     extractor: str
     embedding_model: str
     llm: dict[str, str] | None = Field(None, description="backend and model of the extractor / reader")

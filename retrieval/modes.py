@@ -1,6 +1,6 @@
-"""The retrieval modes and the question check, in a module of their own so that command lines can use them
-without importing the retrievers (numpy, networkx, scipy) at start-up. See retrieval/retrievers.py for
-what each mode does."""
+"""The retrieval and reader modes and the question check, in a module of their own so that command lines
+can use them without importing the retrievers (numpy, networkx, scipy) at start-up. See
+retrieval/retrievers.py and retrieval/reader.py for what each mode does."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from typing import Literal
 Mode = Literal["bm25", "dense", "graph", "ppr", "hippo"]
 MODES: tuple[Mode, ...] = ("bm25", "dense", "graph", "ppr", "hippo")
 GRAPH_MODES: frozenset[Mode] = frozenset({"graph", "ppr", "hippo"})  # the modes that need a graph
+
+# How the reader answers (retrieval/reader.py): one call; sub-queries until it can answer; or a plan of
+# single-fact sub-questions answered in turn.
+ReaderMode = Literal["iterative", "decompose", "single"]
+READER_MODES: tuple[ReaderMode, ...] = ("iterative", "decompose", "single")
 
 
 def require_question(question: object) -> str:

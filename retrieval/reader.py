@@ -1,4 +1,4 @@
-"""Answering questions over retrieved chunks: single-shot, or iterative (IterDRAG).
+"""Answering questions over retrieved chunks: single-shot, iterative (IterDRAG), or decomposing.
 
 Iterative: retrieve for the question, then at each step the model either asks a sub-query (which is
 retrieved for, answered by the model from its own passages, and added to the context with that intermediate
@@ -12,19 +12,29 @@ graph's templated bridge query (the question about the entity the graph reached 
 takes its place, or, for a question naming several things (a comparison), an answered follow-up asked
 about the next one; the trace says which happened. Each sub-query's retrieval starts from the entities of
 the intermediate answers so far as well (the retriever's `seeds`), so the second hop is a short walk.
+
+Decompose (the cheap way to iterate): one call that reads no passages splits the question into single-fact
+sub-questions, later ones naming earlier answers as #1, #2; each is retrieved for in turn (with the
+answers so far as seeds) and answered from its own `step_k` passages; a last call composes the answer from
+those answers alone, citing the passages they cited. Every model call but the plan and the last one reads
+only a few passages, so a 2-hop question costs about what one single-shot read of k passages costs twice.
+When a step fails (its sub-query is rejected, its answer is "unknown", or it names an answer that does not
+exist), the plan stops there and the forced last call reads every passage seen with the steps so far,
+as the iterative reader's does; the trace says which happened.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from retrieval.modes import require_question
+from retrieval.modes import READER_MODES, ReaderMode, require_question
 from retrieval.retrievers import RetrievalResult, RetrievedChunk, name_spans
 from retrieval.subqueries import bridge_query, rejection, sibling_query
 from synthkg.extract.parse import parse_json_object, parse_numbers
@@ -35,7 +45,6 @@ log = logging.getLogger(__name__)
 
 # retriever(query, k) or retriever(query, k, seeds): make_retriever's take the seeds (names to start from)
 RetrieverFn = Callable[..., RetrievalResult]
-ReaderMode = Literal["iterative", "single"]
 
 CHARS_PER_TOKEN = 4  # rough, model-independent estimate; budgets only need the order of magnitude
 MIN_PASSAGE_CHARS = 200
@@ -43,6 +52,8 @@ QUESTION_SHARE = 0.25  # of the prompt budget
 PROMPT_SHARE = 0.75  # of the context window: the rest is left for instructions and the reply
 NO_STEPS = "(none)"
 MAX_PLAIN_ANSWER_CHARS = 300
+UNKNOWN = "unknown"
+_PLACEHOLDER = re.compile(r"#(\d+)")
 
 
 class Citation(BaseModel):
@@ -100,18 +111,24 @@ def answer(
     k: int = 5,
     context_tokens: int = 4096,
     max_tokens: int = 256,
+    step_k: int | None = None,
 ) -> Answer:
     """Answer `question` from the chunks `retriever_fn(query, k)` returns (see `make_retriever`).
-    `context_tokens` is the model's context window: passages are cut to fit it."""
+    `max_iterations` caps the sub-query steps (iterative, decompose); `step_k` is the number of passages
+    retrieved for each sub-query (default: `k`). `context_tokens` is the model's context window: passages
+    are cut to fit it."""
     require_question(question)
-    if mode not in ("iterative", "single"):
-        raise ValueError(f"unknown reader mode {mode!r}; expected 'iterative' or 'single'")
+    if mode not in READER_MODES:
+        raise ValueError(f"unknown reader mode {mode!r}; expected one of {', '.join(READER_MODES)}")
     if max_iterations < 1:
         raise ValueError(f"max_iterations must be >= 1, got {max_iterations}")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    if step_k is not None and step_k < 1:
+        raise ValueError(f"step_k must be >= 1, got {step_k}")
     started = time.perf_counter()
-    session = _Session(question.strip(), retriever_fn, backend, mode, k, context_tokens, max_tokens)
+    session = _Session(question.strip(), retriever_fn, backend, mode, k, context_tokens, max_tokens,
+                       step_k or k)
     session.run(max_iterations)
     session.result.seconds = round(time.perf_counter() - started, 3)
     return session.result
@@ -129,8 +146,11 @@ class _Session:
         k: int,
         context_tokens: int,
         max_tokens: int,
+        step_k: int,
     ) -> None:
         self.retriever_fn, self.backend, self.k, self.max_tokens = retriever_fn, backend, k, max_tokens
+        self.step_k = step_k
+        self.step_citations: list[int] = []  # what the intermediate answers cited, in order
         self.budget_chars = int(context_tokens * CHARS_PER_TOKEN * PROMPT_SHARE)
         self.passages: list[RetrievedChunk] = []
         self.numbers: dict[str, int] = {}
@@ -160,11 +180,15 @@ class _Session:
         if self.result.mode == "single":
             self.finish("reader_single", steps=None)
             return
+        if self.result.mode == "decompose":
+            self.run_decompose(max_iterations)
+            return
         asked: list[str] = []
         note = ""
         rejected_in_a_row = 0
         for _ in range(max_iterations):
-            reply, _ = self.call("reader_iterate", self.all_passages(), self.render_steps(), note=note)
+            reply, _ = self.call("reader_iterate", passages=self.all_passages(), steps=self.render_steps(),
+                                 note=note)
             note = ""
             if reply is None:
                 self.result.trace.append(TraceStep(note="unparseable model output"))
@@ -198,6 +222,60 @@ class _Session:
                 asked.append(query)
                 self.sub_step(query, kind="bridge", note=f"templated {what}: the model's follow-ups were "
                               "rejected twice")
+        self.force_final()
+
+    def run_decompose(self, max_iterations: int) -> None:
+        """Plan, answer each step from its own passages, compose; when a step fails, the forced last call
+        (and for a one-step plan that only restates the question, the single-shot call)."""
+        reply, _ = self.call("reader_decompose")
+        plan = [text for text in map(_text, reply.get("steps") or []) if text] if reply else []
+        if len(plan) > max_iterations:
+            self.result.trace.append(TraceStep(note=f"the plan's {len(plan)} steps cut to {max_iterations}"))
+            plan = plan[:max_iterations]
+        outcome = self.follow(plan)
+        if outcome == "answered":
+            self.compose()
+        elif outcome == "single":
+            self.finish("reader_single", steps=None)
+        else:
+            self.force_final()
+
+    def follow(self, plan: list[str]) -> Literal["answered", "failed", "single"]:
+        """Retrieve for and answer each planned step in turn, its #n replaced by the earlier answers."""
+        if not plan:
+            self.result.trace.append(TraceStep(note="the plan was unparseable or empty"))
+            return "failed"
+        answers: list[str] = []
+        asked: list[str] = []
+        for step in plan:
+            sub_query = fill_placeholders(step, answers)
+            reason: str | None = "names an answer the plan lacks"
+            if sub_query is not None:
+                # The plan read no passages, so it cannot copy one; repeating the question is what to catch.
+                reason = rejection(sub_query, self.question, (), asked)
+                if reason is None:
+                    asked.append(sub_query)
+                    found = self.sub_step(sub_query, kind="model")
+                    if found is None:
+                        return "failed"
+                    answers.append(found)
+                    continue
+            self.result.trace.append(TraceStep(sub_query=sub_query or step, kind="rejected",
+                                               note=f"not retrieved: the sub-query {reason}"))
+            return "single" if len(plan) == 1 else "failed"
+        return "answered"
+
+    def compose(self) -> None:
+        """The answer from the steps' answers alone, citing what they cited; else the forced last call."""
+        reply, _ = self.call("reader_compose", steps=self.render_steps())
+        final = _text(reply.get("answer")) if reply else None
+        if final is None or final.casefold() == UNKNOWN:
+            self.result.trace.append(TraceStep(note="the composing call gave no answer"))
+            self.force_final()
+            return
+        self.settle(final, self.step_citations)
+
+    def force_final(self) -> None:
         self.result.forced_final = True
         self.finish("reader_final", steps=self.render_steps())
 
@@ -216,33 +294,42 @@ class _Session:
         names = list(dict.fromkeys([*first.question_entities, *name_spans(self.question)]))
         answered = [s.sub_query for s in self.result.trace
                     if s.sub_query and s.kind in ("model", "bridge")
-                    and s.intermediate_answer not in (None, "unknown")]
+                    and s.intermediate_answer not in (None, UNKNOWN)]
         # Never one already asked: it names something no earlier sub-query names.
         sibling = sibling_query(answered, names, asked)
         return (sibling, "sibling query") if sibling is not None else None
 
-    def sub_step(self, sub_query: str, *, kind: Literal["model", "bridge"], note: str = "") -> None:
+    def sub_step(self, sub_query: str, *, kind: Literal["model", "bridge"], note: str = "") -> str | None:
+        """Retrieve for `sub_query` and answer it from its own passages; the answer, None when unknown."""
         # Start the walk from what the earlier steps found too: the second hop's entity is among them.
         seeds = [s.intermediate_answer for s in self.result.trace
-                 if s.intermediate_answer not in (None, "unknown")]
-        ids = self.retrieve(sub_query, seeds)
+                 if s.intermediate_answer not in (None, UNKNOWN)]
+        ids = self.retrieve(sub_query, seeds, self.step_k)
         own = [self.passages[self.numbers[cid] - 1] for cid in ids]
-        reply, _ = self.call("reader_intermediate", self.render(own), None, question=sub_query)
+        reply, _ = self.call("reader_intermediate", passages=self.render(own), question=sub_query)
         intermediate = _text(reply.get("answer")) if reply else None
         if not reply:
             note = (note + "; " if note else "") + "unparseable model output for the intermediate answer"
+        if intermediate is not None and intermediate.casefold() == UNKNOWN:
+            intermediate = None
+        if intermediate is not None and reply is not None:
+            cited = parse_numbers(reply.get("citations")) if reply.get("citations") is not None else []
+            own_numbers = {self.numbers[cid] for cid in ids}
+            self.step_citations += [n for n in cited if n in own_numbers and n not in self.step_citations]
         self.result.trace.append(
             TraceStep(
                 sub_query=sub_query,
-                intermediate_answer=intermediate or "unknown",
+                intermediate_answer=intermediate or UNKNOWN,
                 retrieved_chunk_ids=ids,
                 note=note,
                 kind=kind,
             )
         )
+        return intermediate
 
     def finish(self, prompt: str, steps: str | None) -> None:
-        reply, raw = self.call(prompt, self.all_passages(), steps)
+        extra = {"steps": steps} if steps is not None else {}
+        reply, raw = self.call(prompt, passages=self.all_passages(), **extra)
         final = _text(reply.get("answer")) if reply else None
         if not final:
             self.result.warnings.append(f"the model gave no parseable answer to the '{prompt}' prompt")
@@ -252,7 +339,7 @@ class _Session:
             known = [
                 s.intermediate_answer
                 for s in self.result.trace
-                if s.intermediate_answer not in (None, "unknown")
+                if s.intermediate_answer not in (None, UNKNOWN)
             ]
             final = stripped if stripped and "{" not in stripped else (known[-1] if known else "")
         self.settle(final or "", reply.get("citations") if reply else None)
@@ -269,13 +356,14 @@ class _Session:
                 )
 
     # --- retrieval and the model --------------------------------------------------------------------
-    def retrieve(self, query: str, seeds: list[str] | None = None) -> list[str]:
-        """Retrieve for `query` (starting from `seeds` too, where the retriever takes them); new chunks get
-        the next passage numbers. Returns the chunk ids."""
+    def retrieve(self, query: str, seeds: list[str] | None = None, k: int | None = None) -> list[str]:
+        """Retrieve the top `k` (default: the reader's k) for `query` (starting from `seeds` too, where the
+        retriever takes them); new chunks get the next passage numbers. Returns the chunk ids."""
+        k = k or self.k
         if seeds and self.takes_seeds:
-            result = self.retriever_fn(query, self.k, seeds)
+            result = self.retriever_fn(query, k, seeds)
         else:
-            result = self.retriever_fn(query, self.k)
+            result = self.retriever_fn(query, k)
         self.results.append(result)
         chunks = result.chunks
         for chunk in chunks:
@@ -284,17 +372,12 @@ class _Session:
                 self.numbers[chunk.chunk_id] = len(self.passages)
         return [c.chunk_id for c in chunks]
 
-    def call(
-        self, prompt: str, passages: str, steps: str | None, question: str | None = None, note: str = ""
-    ) -> tuple[dict[str, Any] | None, str]:
-        """One model call: the reply parsed as a JSON object (None if it is not one) and its raw text."""
+    def call(self, prompt: str, **values: str) -> tuple[dict[str, Any] | None, str]:
+        """One model call with the template's `values` (the question defaults to this session's): the reply
+        parsed as a JSON object (None if it is not one) and its raw text."""
         template = load_prompt(prompt)
         self.result.prompt_versions[template.name] = str(template.version)
-        values = {"passages": passages, "question": question or self.question}
-        if steps is not None:
-            values["steps"] = steps
-        if "$note" in template.user:
-            values["note"] = note
+        values.setdefault("question", self.question)
         reply = self.backend.chat(
             template.render(**values), json_schema=template.schema, max_tokens=self.max_tokens
         )
@@ -328,6 +411,23 @@ class _Session:
         if not steps:
             return NO_STEPS
         return "\n".join(f"- {s.sub_query} -> {s.intermediate_answer}" for s in steps)
+
+
+def fill_placeholders(step: str, answers: list[str]) -> str | None:
+    """A planned step with its #1, #2 ... replaced by those earlier answers; None when it names one that
+    does not exist (a plan referring forward or to itself)."""
+    missing = False
+
+    def answer_of(match: re.Match[str]) -> str:
+        nonlocal missing
+        number = int(match.group(1))
+        if 1 <= number <= len(answers):
+            return answers[number - 1]
+        missing = True
+        return match.group(0)
+
+    filled = _PLACEHOLDER.sub(answer_of, step)
+    return None if missing else filled
 
 
 def _text(value: Any) -> str | None:

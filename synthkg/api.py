@@ -269,9 +269,12 @@ class KnowledgeGraph:
         max_iterations: int = 5,
         params: RetrievalParams | None = None,
         max_tokens: int = READER_MAX_TOKENS,
+        step_k: int | None = None,
     ) -> Answer:
         """Answer `question` from retrieved chunks, with citations: `reader="iterative"` asks sub-queries
-        (IterDRAG) for at most `max_iterations` steps, `"single"` answers in one call."""
+        (IterDRAG) for at most `max_iterations` steps; `"decompose"` plans single-fact sub-questions in one
+        call, answers each from its own `step_k` chunks (default `k`) and composes the answer (fewer
+        tokens); `"single"` answers in one call."""
         from retrieval.reader import answer
         from retrieval.retrievers import make_retriever
 
@@ -284,6 +287,7 @@ class KnowledgeGraph:
             mode=reader,
             max_iterations=max_iterations,
             k=k,
+            step_k=step_k,
             context_tokens=self.settings.llm.context_size,
             max_tokens=max_tokens,
         )

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from eval.cli import eval_app
-from retrieval.modes import MODES
+from retrieval.modes import MODES, READER_MODES
 from synthkg.cli_options import (
     BackendOpt,
     BaseUrlOpt,
@@ -434,6 +434,7 @@ def ingest(
 # --- asking the graph: query, retrieve, reindex ------------------------------------------------------
 # The choices are the retrievers' own modes: one list, in retrieval/modes.py.
 RetrievalModeOption = StrEnum("RetrievalModeOption", {mode: mode for mode in MODES})
+ReaderOption = StrEnum("ReaderOption", {mode: mode for mode in READER_MODES})
 
 
 QuestionArg = Annotated[str, typer.Argument(help="The question, in quotes.")]
@@ -561,14 +562,23 @@ def query(
     ctx: typer.Context,
     question: QuestionArg,
     mode: ModeOpt = RetrievalModeOption.graph,
+    reader: Annotated[
+        ReaderOption | None, typer.Option(
+            "--reader", help="iterative (default): the reader asks sub-queries (IterDRAG) until it can "
+            "answer; decompose: one call plans single-fact sub-questions, each answered from its own "
+            "passages, then one call composes the answer (fewer tokens); single: one retrieval, one call.")
+    ] = None,
     iterative: Annotated[
-        bool, typer.Option("--iterative/--single", help="Iterative reader that asks sub-queries (default), "
-                           "or one answer from one retrieval.")
+        bool, typer.Option("--iterative/--single", help="Shorthands: --reader iterative / --reader single.")
     ] = True,
     k: KOpt = 5,
     max_iterations: Annotated[
-        int, typer.Option(min=1, help="Iterative reader: steps before the answer is forced.")
+        int, typer.Option(min=1, help="Iterative or decompose reader: steps before the answer is forced.")
     ] = 5,
+    step_k: Annotated[
+        int | None, typer.Option("--step-k", min=1, help="Iterative or decompose reader: chunks retrieved "
+                                 "per sub-query (default: --k).")
+    ] = None,
     as_json: JsonOpt = False,
     trace: Annotated[
         bool, typer.Option("--trace", help="Show the sub-queries, intermediate answers and retrieved chunks.")
@@ -586,8 +596,9 @@ def query(
 
     settings = with_llm(settings_of(ctx), backend, model, base_url)
     with KnowledgeGraph(settings) as kg:
+        chosen = reader.value if reader is not None else ("iterative" if iterative else "single")
         result = _guard(lambda: kg.query(question, mode=mode.value, k=k, max_iterations=max_iterations,
-                                         reader="iterative" if iterative else "single"))
+                                         step_k=step_k, reader=chosen))
         if html is not None:
             _write_answer_html(kg.store, result, html, err=as_json)
         if as_json:

@@ -36,20 +36,33 @@ def make_settings(tmp_path: Path) -> Settings:
     return Settings(cache_dir=tmp_path / "cache", data_dir=tmp_path / "data")
 
 
+DIRECTOR_QUERY = "Who directed Xanadu Nights?"
+
+
+def cited(text: str, *needles: str) -> list[int]:
+    """The numbers of the passages in `text` that hold each needle."""
+    return [int(m.group(1)) for needle in needles
+            if (m := re.search(r"\[(\d+)\] [^\n]*" + re.escape(needle), text))]
+
+
 def citing_model() -> ScriptedChatModel:
-    """Asks one sub-query, then answers citing the passages that hold the two supporting facts."""
+    """Asks one sub-query, then answers citing the passages that hold the two supporting facts; as a
+    decomposing reader, plans the two hops, answers each from the passage that holds it and composes."""
 
     def reply(call: RecordedCall) -> str:
         system = call.messages[0]["content"]
+        if system == load_prompt("reader_decompose").system:
+            return json.dumps({"steps": [DIRECTOR_QUERY, "Where was #1 born?"]})
+        if system == load_prompt("reader_compose").system:
+            return '{"answer": "Portugal"}'
+        if system == load_prompt("reader_intermediate").system and DIRECTOR_QUERY in call.last_user:
+            return json.dumps({"answer": "Yorick Bellamy",
+                               "citations": cited(call.last_user, "directed by Yorick Bellamy")})
         if system == load_prompt("reader_intermediate").system:
             return '{"answer": "Lisbon, Portugal", "citations": [1]}'
         if "Earlier steps:\n(none)" in call.last_user:
             return json.dumps({"sub_query": SUB_QUERY})
-        numbers = [
-            int(m.group(1))
-            for needle in ("directed by Yorick Bellamy", "born in Lisbon, Portugal")
-            if (m := re.search(r"\[(\d+)\] [^\n]*" + re.escape(needle), call.last_user))
-        ]
+        numbers = cited(call.last_user, "directed by Yorick Bellamy", "born in Lisbon, Portugal")
         return json.dumps({"answer": "Portugal", "citations": numbers})
 
     return ScriptedChatModel(reply)

@@ -14,7 +14,7 @@ from synthkg.cli import app
 from synthkg.model import GraphBatch
 from tests.retrieval.corpus import QUESTION, SUPPORT_A, SUPPORT_B, chunk_id_of
 from tests.retrieval.helpers import HashingEmbedder
-from tests.test_api import SUB_QUERY, build_graph_dir, citing_model
+from tests.test_api import DIRECTOR_QUERY, SUB_QUERY, build_graph_dir, citing_model
 
 runner = CliRunner()
 
@@ -83,6 +83,21 @@ def test_single_reader(tmp_path: Path) -> None:
     answer = json.loads(output)
     assert answer["mode"] == "single" and answer["usage"]["calls"] == 1
     assert answer["trace"][0]["note"] == "retrieval for the question"
+
+
+@pytest.mark.usefixtures("hashing")
+def test_decomposing_reader(tmp_path: Path) -> None:
+    store, batch = graph(tmp_path, HashingEmbedder())
+    code, output = invoke("--store-path", store, "query", QUESTION, "--reader", "decompose", "--step-k", "2",
+                          "--json")
+    assert code == 0, output
+    answer = json.loads(output)
+    assert (answer["mode"], answer["answer"], answer["forced_final"]) == ("decompose", "Portugal", False)
+    assert [s["sub_query"] for s in answer["trace"]] == [None, DIRECTOR_QUERY, SUB_QUERY]
+    assert [len(s["retrieved_chunk_ids"]) for s in answer["trace"]] == [5, 2, 2]
+    # The plan, two intermediate answers, the composing call; citations from the steps that found them.
+    assert answer["usage"]["calls"] == 4
+    assert chunk_id_of(batch, SUPPORT_A) in {c["chunk_id"] for c in answer["citations"]}
 
 
 @pytest.mark.usefixtures("hashing")

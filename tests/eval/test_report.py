@@ -228,3 +228,35 @@ def test_store_and_ingest_benchmark_tables_fill_their_own_readme_blocks(results_
         "| `m`, 50 passages (2025-02-01)", "| `m`, 12 passages (2025-01-01)"
     ]
     assert runs[0].endswith("| 2.30 | 1,571 | 738 | 54.8 | 9.7 | 5.6 | 7.0 | 2 / 53 |")
+
+
+def sweep_result(steps: int, f1: float, tokens: float, reader: str = "iterative",
+                 step_k: int | None = None) -> EvalResult:
+    metrics = {"em": f1, "f1": f1, "tokens_per_question": tokens}
+    run = result("qa", f"2025-03-0{steps}T00:00:00+00:00", {f"graph/{reader}": metrics},
+                 extractor="distilled")
+    run.config = run.config.model_copy(update={"reader": reader, "k": 5, "max_iterations": steps,
+                                               "step_k": step_k or 5})
+    return run
+
+
+def test_a_step_budget_sweep_keeps_a_row_per_budget_and_draws_the_scaling_plot(tmp_path: Path) -> None:
+    for steps, f1, tokens in ((1, 0.40, 2500.0), (2, 0.45, 4000.0), (5, 0.50, 7700.0)):
+        write(tmp_path, f"qa-iter-{steps}.json", sweep_result(steps, f1, tokens))
+    write(tmp_path, "qa-decompose.json", sweep_result(4, 0.48, 1300.0, reader="decompose", step_k=3))
+    single = {"graph/single": {"em": 0.4, "f1": 0.44, "tokens_per_question": 700.0}}
+    write(tmp_path, "qa-single.json",
+          result("qa", "2025-03-09T00:00:00+00:00", single, extractor="distilled"))
+    report = build_report(tmp_path)
+    assert [r.mode for r in report.rows] == [
+        "graph/decompose (4 steps, k 3 per step)", "graph/iterative (1 steps)", "graph/iterative (2 steps)",
+        "graph/iterative (5 steps)", "graph/single",
+    ]
+    assert [p.name for p in report.plots] == ["frontier.png", "reader_scaling.png"]
+    assert (tmp_path / "reader_scaling.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_one_budget_draws_no_scaling_plot(results_dir: Path) -> None:
+    report = build_report(results_dir)
+    assert "reader_scaling.png" not in [p.name for p in report.plots]
+    assert not (results_dir / "reader_scaling.png").exists()

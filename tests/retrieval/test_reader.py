@@ -351,3 +351,141 @@ def test_sibling_query_names_the_next_thing_not_asked_about() -> None:
     everything = ["When was Pleasure Victim released?", "When was Stands For Decibels released?"]
     assert sibling_query(everything, names, everything) is None  # both asked about
     assert sibling_query(["Who made it?"], names, ["Who made it?"]) is None  # names neither
+
+
+# --- decompose: plan, answer each step from its own passages, compose ----------------------------------
+DIRECTOR_Q = "Who directed Xanadu Nights?"
+BIRTHPLACE_Q = "Where was Yorick Bellamy born?"
+
+
+class CountingRetriever(StaticRetriever):
+    """A StaticRetriever that also records each call's k."""
+
+    def __init__(self, by_query: dict[str, list[RetrievedChunk]]) -> None:
+        super().__init__(by_query)
+        self.ks: list[int] = []
+
+    def __call__(self, query: str, k: int) -> RetrievalResult:
+        self.ks.append(k)
+        return super().__call__(query, k)
+
+
+def decompose_retriever() -> CountingRetriever:
+    # Numbers by first appearance: chunk:1 -> 1, chunk:2 -> 2, chunk:4 -> 3, chunk:3 -> 4, chunk:5 -> 5.
+    return CountingRetriever({
+        QUESTION: [passage(1, "Xanadu Nights was directed by Yorick Bellamy."), passage(2)],
+        DIRECTOR_Q: [passage(1), passage(4), passage(6)],
+        BIRTHPLACE_Q: [passage(3, "Yorick Bellamy was born in Lisbon, Portugal."), passage(5), passage(7)],
+    })
+
+
+def planner(plan: list[str], intermediates: list[str], composed: str = '{"answer": "Portugal"}',
+            final: str = '{"answer": "from the passages", "citations": [1]}') -> ScriptedChatModel:
+    """A model answering the decomposing reader's prompts: the plan, the intermediate answers in turn, the
+    composed answer, and the forced final / single-shot answer."""
+    turns = iter(intermediates)
+
+    def reply(call: RecordedCall) -> str:
+        system = call.messages[0]["content"]
+        if system == load_prompt("reader_decompose").system:
+            return json.dumps({"steps": plan})
+        if system == load_prompt("reader_intermediate").system:
+            return next(turns)
+        if system == load_prompt("reader_compose").system:
+            return composed
+        return final
+
+    return ScriptedChatModel(reply)
+
+
+def test_decompose_answers_each_planned_step_and_composes_from_the_answers() -> None:
+    retriever = decompose_retriever()
+    model = planner([DIRECTOR_Q, "Where was #1 born?"],
+                    ['{"answer": "Yorick Bellamy", "citations": [1]}',
+                     '{"answer": "Lisbon, Portugal", "citations": [4, 2]}'])
+    result = answer(QUESTION, retriever, model, mode="decompose", k=2, step_k=2)
+
+    assert result.answer == "Portugal" and not result.forced_final
+    # The second step names the first one's answer; each step retrieves step_k chunks.
+    assert retriever.queries == [QUESTION, DIRECTOR_Q, BIRTHPLACE_Q] and retriever.ks == [2, 2, 2]
+    assert [(s.kind, s.sub_query, s.intermediate_answer) for s in result.trace] == [
+        ("question", None, None), ("model", DIRECTOR_Q, "Yorick Bellamy"),
+        ("model", BIRTHPLACE_Q, "Lisbon, Portugal"),
+    ]
+    # Citations are what the steps cited among their own passages (passage 2 was not the second step's).
+    assert [c.chunk_id for c in result.citations] == ["chunk:1", "chunk:3"]
+    assert result.usage.calls == 4 and result.sub_queries == 2
+    plan_call, _, _, compose_call = model.calls
+    # The plan and the composing call read no passages: that is what keeps the mode cheap.
+    for call in (plan_call, compose_call):
+        assert "directed by" not in call.last_user and "born in" not in call.last_user
+    assert f"- {BIRTHPLACE_Q} -> Lisbon, Portugal" in compose_call.last_user
+    assert set(result.prompt_versions) == {"reader_decompose", "reader_intermediate", "reader_compose"}
+
+
+def test_decompose_reads_everything_once_when_a_step_is_not_found() -> None:
+    retriever = decompose_retriever()
+    model = planner([DIRECTOR_Q, "Where was #1 born?"],
+                    ['{"answer": "Yorick Bellamy", "citations": [1]}',
+                     '{"answer": "Unknown", "citations": []}'])
+    result = answer(QUESTION, retriever, model, mode="decompose", k=2)
+
+    assert result.forced_final and result.answer == "from the passages"
+    final_call = model.calls[-1]
+    assert final_call.messages[0]["content"] == load_prompt("reader_final").system
+    # Every passage seen so far, and the steps that worked.
+    assert "directed by" in final_call.last_user and "born in" in final_call.last_user
+    assert f"- {DIRECTOR_Q} -> Yorick Bellamy" in final_call.last_user
+    assert result.trace[-1].intermediate_answer == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("plan", "expected_prompt", "note"),
+    [
+        ([QUESTION], "reader_single", "repeats the question"),  # nothing to split: the single-shot call
+        (["Where was #2 born?", DIRECTOR_Q], "reader_final", "names an answer the plan lacks"),
+        ([DIRECTOR_Q, DIRECTOR_Q], "reader_final", "repeats an earlier sub-query"),
+        ([], "reader_final", None),
+    ],
+)
+def test_a_plan_that_cannot_be_followed_falls_back(
+    plan: list[str], expected_prompt: str, note: str | None
+) -> None:
+    model = planner(plan, ['{"answer": "Yorick Bellamy", "citations": [1]}'])
+    result = answer(QUESTION, decompose_retriever(), model, mode="decompose", k=2)
+
+    assert model.calls[-1].messages[0]["content"] == load_prompt(expected_prompt).system
+    assert result.answer == "from the passages"
+    assert result.forced_final is (expected_prompt == "reader_final")
+    if note is not None:
+        assert any(s.kind == "rejected" and note in s.note for s in result.trace)
+
+
+def test_a_long_plan_is_cut_to_the_step_budget() -> None:
+    model = planner([DIRECTOR_Q, "Where was #1 born?", "What is the capital of #2?"],
+                    ['{"answer": "Yorick Bellamy", "citations": [1]}',
+                     '{"answer": "Lisbon", "citations": [4]}'])
+    result = answer(QUESTION, decompose_retriever(), model, mode="decompose", k=2, max_iterations=2)
+    assert result.sub_queries == 2 and "cut to 2" in result.trace[1].note
+    assert result.answer == "Portugal"
+
+
+@pytest.mark.parametrize(
+    ("step", "answers", "filled"),
+    [
+        ("Where was #1 born?", ["Yorick Bellamy"], "Where was Yorick Bellamy born?"),
+        ("Is #2 older than #1?", ["A", "B"], "Is B older than A?"),
+        ("Who directed Xanadu Nights?", [], "Who directed Xanadu Nights?"),
+        ("Where was #2 born?", ["A"], None),
+        ("Where was #0 born?", ["A"], None),
+    ],
+)
+def test_fill_placeholders(step: str, answers: list[str], filled: str | None) -> None:
+    from retrieval.reader import fill_placeholders
+
+    assert fill_placeholders(step, answers) == filled
+
+
+def test_step_k_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="step_k"):
+        answer(QUESTION, decompose_retriever(), planner([], []), mode="decompose", step_k=0)
