@@ -46,8 +46,9 @@ class ReportRow(BaseModel):
     mode: str
     extractor: str
     n: int
-    reader: str | None = None
+    run_mode: str = Field("", description="the mode as the run named it; `mode` adds the reader's budget")
     steps: int | None = Field(None, description="the reader's step budget (iterative, decompose)")
+    per_step_k: int | None = Field(None, description="passages per sub-query, where not the reader's k")
     recall_2: float | None = None
     recall_5: float | None = None
     em: float | None = None
@@ -210,8 +211,9 @@ def report_rows(results: list[tuple[Path, EvalResult]]) -> list[ReportRow]:
                 mode=mode_label(mode, result.config),
                 extractor=result.config.extractor,
                 n=summary.n,
-                reader=result.config.reader,
+                run_mode=mode,
                 steps=result.config.max_iterations,
+                per_step_k=_per_step_k(result.config),
                 recall_2=metrics.get("recall@2"),
                 recall_5=metrics.get("recall@5"),
                 em=metrics.get("em"),
@@ -237,10 +239,12 @@ def mode_label(mode: str, config: EvalConfig) -> str:
     so that runs at other budgets get rows of their own."""
     if config.max_iterations is None:
         return mode
-    budget = f"{config.max_iterations} steps"
-    if config.step_k is not None and config.step_k != config.k:
-        budget += f", k {config.step_k} per step"
-    return f"{mode} ({budget})"
+    per_step = _per_step_k(config)
+    return f"{mode} ({config.max_iterations} steps{'' if per_step is None else f', k {per_step} per step'})"
+
+
+def _per_step_k(config: EvalConfig) -> int | None:
+    return config.step_k if config.step_k is not None and config.step_k != config.k else None
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -312,8 +316,15 @@ def plot_frontier(rows: list[ReportRow], path: Path) -> Path | None:
     ax.set_ylabel("F1 (filled), EM (hollow)")
     ax.set_title("Cost / quality frontier")
     ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    return _save(plt, fig, [ax], path)
+
+
+def _save(plt: Any, fig: Any, axes: list[Any], path: Path, *, legend_size: int = 7,
+          grid_axis: str = "both") -> Path:
+    """Grid and legend on each of `axes`, then the figure written to `path` and closed."""
+    for ax in axes:
+        ax.grid(axis=grid_axis, alpha=0.3)
+        ax.legend(fontsize=legend_size, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -336,7 +347,8 @@ def plot_scaling(rows: list[ReportRow], path: Path) -> Path | None:
         series: dict[str, list[ReportRow]] = {}
         for r in runs:
             if r.steps is not None:
-                series.setdefault(r.mode.split(" (")[0] + _per_step(r.mode), []).append(r)
+                per_step = "" if r.per_step_k is None else f" (k {r.per_step_k} per step)"
+                series.setdefault(r.run_mode + per_step, []).append(r)
         for i, (name, points) in enumerate(series.items()):
             points.sort(key=lambda r: r.steps or 0)
             xs = [r.tokens_per_question or 0.0 for r in points]
@@ -351,18 +363,7 @@ def plot_scaling(rows: list[ReportRow], path: Path) -> Path | None:
         ax.set_xlabel("reader tokens per question (log)")
         ax.set_ylabel("F1")
         ax.set_title(f"{scope}, {runs[0].extractor}: F1 per step budget", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def _per_step(mode: str) -> str:
-    """The ", k N per step" part of a mode label, as its own series."""
-    at = mode.find(", k ")
-    return f" (k {mode[at + 4:].split()[0]} per step)" if at >= 0 else ""
+    return _save(plt, fig, list(axes[0]), path)
 
 
 def _pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -400,12 +401,7 @@ def plot_recall(rows: list[ReportRow], path: Path) -> Path | None:
     ax.set_ylabel("recall@5 (gold supporting passages)")
     ax.set_ylim(0, 1.05)
     ax.set_title("Passage recall@5 per retrieval mode")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, [ax], path, legend_size=8, grid_axis="y")
 
 
 def _group(row: ReportRow) -> str:
