@@ -15,12 +15,12 @@ the intermediate answers so far as well (the retriever's `seeds`), so the second
 
 Decompose (the cheap way to iterate): one call that reads no passages splits the question into single-fact
 sub-questions, later ones naming earlier answers as #1, #2; each is retrieved for in turn (with the
-answers so far as seeds) and answered from its own `step_k` passages; a last call composes the answer from
-those answers alone, citing the passages they cited. Every model call but the plan and the last one reads
-only a few passages, so a 2-hop question costs about what one single-shot read of k passages costs twice.
-When a step fails (its sub-query is rejected, its answer is "unknown", or it names an answer that does not
-exist), the plan stops there and the forced last call reads every passage seen with the steps so far,
-as the iterative reader's does; the trace says which happened.
+answers so far as seeds) and answered from its own `step_k` passages. A plain chain's last answer is the
+answer; otherwise (a comparison, a yes/no) a last call composes it from the answers alone. Citations are
+the passages the steps cited. Only the step calls read passages, a few each. When a step fails (its
+sub-query is rejected, its answer is "unknown", or it names an answer that does not exist), the plan stops
+there and the forced last call reads the question's passages, those the steps cited, and the steps so
+far; the trace says which happened.
 """
 
 from __future__ import annotations
@@ -233,12 +233,16 @@ class _Session:
             self.result.trace.append(TraceStep(note=f"the plan's {len(plan)} steps cut to {max_iterations}"))
             plan = plan[:max_iterations]
         outcome = self.follow(plan)
-        if outcome == "answered":
-            self.compose()
-        elif outcome == "single":
+        if outcome == "single":
             self.finish("reader_single", steps=None)
+        elif outcome == "failed":
+            self.force_final(self.first_and_cited())
+        elif is_chain(plan):
+            last = self.result.trace[-1].intermediate_answer or ""
+            self.result.trace.append(TraceStep(note="a chain of steps: its last answer is the answer"))
+            self.settle(last, self.step_citations)
         else:
-            self.force_final()
+            self.compose()
 
     def follow(self, plan: list[str]) -> Literal["answered", "failed", "single"]:
         """Retrieve for and answer each planned step in turn, its #n replaced by the earlier answers."""
@@ -271,13 +275,20 @@ class _Session:
         final = _text(reply.get("answer")) if reply else None
         if final is None or final.casefold() == UNKNOWN:
             self.result.trace.append(TraceStep(note="the composing call gave no answer"))
-            self.force_final()
+            self.force_final(self.first_and_cited())
             return
         self.settle(final, self.step_citations)
 
-    def force_final(self) -> None:
+    def first_and_cited(self) -> list[RetrievedChunk]:
+        """The question's own passages and those the steps cited, in passage-number order."""
+        first = {c.chunk_id for c in self.results[0].chunks} if self.results else set()
+        cited = set(self.step_citations)
+        return [p for p in self.passages if p.chunk_id in first or self.numbers[p.chunk_id] in cited]
+
+    def force_final(self, chunks: list[RetrievedChunk] | None = None) -> None:
+        """The answer now, from `chunks` (default: every passage seen) and the steps so far."""
         self.result.forced_final = True
-        self.finish("reader_final", steps=self.render_steps())
+        self.finish("reader_final", steps=self.render_steps(), chunks=chunks)
 
     def templated_query(self, asked: list[str]) -> tuple[str, str] | None:
         """A follow-up not yet asked, and what it is: the graph's bridge query (the question about the
@@ -327,9 +338,10 @@ class _Session:
         )
         return intermediate
 
-    def finish(self, prompt: str, steps: str | None) -> None:
+    def finish(self, prompt: str, steps: str | None, chunks: list[RetrievedChunk] | None = None) -> None:
         extra = {"steps": steps} if steps is not None else {}
-        reply, raw = self.call(prompt, passages=self.all_passages(), **extra)
+        shown = self.render(chunks) if chunks is not None else self.all_passages()
+        reply, raw = self.call(prompt, passages=shown, **extra)
         final = _text(reply.get("answer")) if reply else None
         if not final:
             self.result.warnings.append(f"the model gave no parseable answer to the '{prompt}' prompt")
@@ -411,6 +423,12 @@ class _Session:
         if not steps:
             return NO_STEPS
         return "\n".join(f"- {s.sub_query} -> {s.intermediate_answer}" for s in steps)
+
+
+def is_chain(plan: list[str]) -> bool:
+    """Whether every planned step after the first names the answer of the step right before it (#n in
+    step n + 1), a single step included: then the last answer answers the question."""
+    return bool(plan) and all(str(i) in _PLACEHOLDER.findall(step) for i, step in enumerate(plan[1:], 1))
 
 
 def fill_placeholders(step: str, answers: list[str]) -> str | None:

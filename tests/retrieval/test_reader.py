@@ -398,32 +398,48 @@ def planner(plan: list[str], intermediates: list[str], composed: str = '{"answer
     return ScriptedChatModel(reply)
 
 
-def test_decompose_answers_each_planned_step_and_composes_from_the_answers() -> None:
+def test_decompose_answers_each_planned_step_and_a_chain_ends_with_its_last_answer() -> None:
     retriever = decompose_retriever()
     model = planner([DIRECTOR_Q, "Where was #1 born?"],
                     ['{"answer": "Yorick Bellamy", "citations": [1]}',
                      '{"answer": "Lisbon, Portugal", "citations": [4, 2]}'])
     result = answer(QUESTION, retriever, model, mode="decompose", k=2, step_k=2)
 
-    assert result.answer == "Portugal" and not result.forced_final
+    assert result.answer == "Lisbon, Portugal" and not result.forced_final
     # The second step names the first one's answer; each step retrieves step_k chunks.
     assert retriever.queries == [QUESTION, DIRECTOR_Q, BIRTHPLACE_Q] and retriever.ks == [2, 2, 2]
-    assert [(s.kind, s.sub_query, s.intermediate_answer) for s in result.trace] == [
+    assert [(s.kind, s.sub_query, s.intermediate_answer) for s in result.trace][:3] == [
         ("question", None, None), ("model", DIRECTOR_Q, "Yorick Bellamy"),
         ("model", BIRTHPLACE_Q, "Lisbon, Portugal"),
     ]
+    assert "chain" in result.trace[3].note
     # Citations are what the steps cited among their own passages (passage 2 was not the second step's).
     assert [c.chunk_id for c in result.citations] == ["chunk:1", "chunk:3"]
-    assert result.usage.calls == 4 and result.sub_queries == 2
-    plan_call, _, _, compose_call = model.calls
-    # The plan and the composing call read no passages: that is what keeps the mode cheap.
-    for call in (plan_call, compose_call):
-        assert "directed by" not in call.last_user and "born in" not in call.last_user
-    assert f"- {BIRTHPLACE_Q} -> Lisbon, Portugal" in compose_call.last_user
-    assert set(result.prompt_versions) == {"reader_decompose", "reader_intermediate", "reader_compose"}
+    # The plan and two steps: no composing call for a chain.
+    assert result.usage.calls == 3 and result.sub_queries == 2
+    # The plan reads no passages: that is what keeps the mode cheap.
+    assert "directed by" not in model.calls[0].last_user and "born in" not in model.calls[0].last_user
+    assert set(result.prompt_versions) == {"reader_decompose", "reader_intermediate"}
 
 
-def test_decompose_reads_everything_once_when_a_step_is_not_found() -> None:
+def test_decompose_composes_a_comparison_from_the_answers_alone() -> None:
+    question = "Which film came out first, Xanadu Nights or Blue Harbor?"
+    retriever = StaticRetriever({}, default=[passage(1, "Xanadu Nights is a 1971 film."),
+                                             passage(2, "Blue Harbor is a 1965 film.")])
+    model = planner(["When was Xanadu Nights released?", "When was Blue Harbor released?"],
+                    ['{"answer": "1971", "citations": [1]}', '{"answer": "1965", "citations": [2]}'],
+                    composed='{"answer": "Blue Harbor"}')
+    result = answer(question, retriever, model, mode="decompose", k=2)
+
+    assert result.answer == "Blue Harbor" and not result.forced_final and result.usage.calls == 4
+    compose_call = model.calls[-1]
+    assert compose_call.messages[0]["content"] == load_prompt("reader_compose").system
+    assert "- When was Blue Harbor released? -> 1965" in compose_call.last_user
+    assert "1965 film" not in compose_call.last_user  # the answers, not the passages
+    assert [c.chunk_id for c in result.citations] == ["chunk:1", "chunk:2"]
+
+
+def test_decompose_reads_the_questions_and_the_cited_passages_when_a_step_is_not_found() -> None:
     retriever = decompose_retriever()
     model = planner([DIRECTOR_Q, "Where was #1 born?"],
                     ['{"answer": "Yorick Bellamy", "citations": [1]}',
@@ -433,8 +449,8 @@ def test_decompose_reads_everything_once_when_a_step_is_not_found() -> None:
     assert result.forced_final and result.answer == "from the passages"
     final_call = model.calls[-1]
     assert final_call.messages[0]["content"] == load_prompt("reader_final").system
-    # Every passage seen so far, and the steps that worked.
-    assert "directed by" in final_call.last_user and "born in" in final_call.last_user
+    # The question's passages and the cited ones (not those the failed step found), and the steps that worked.
+    assert "directed by" in final_call.last_user and "born in" not in final_call.last_user
     assert f"- {DIRECTOR_Q} -> Yorick Bellamy" in final_call.last_user
     assert result.trace[-1].intermediate_answer == "unknown"
 
@@ -467,7 +483,7 @@ def test_a_long_plan_is_cut_to_the_step_budget() -> None:
                      '{"answer": "Lisbon", "citations": [4]}'])
     result = answer(QUESTION, decompose_retriever(), model, mode="decompose", k=2, max_iterations=2)
     assert result.sub_queries == 2 and "cut to 2" in result.trace[1].note
-    assert result.answer == "Portugal"
+    assert result.answer == "Lisbon"
 
 
 @pytest.mark.parametrize(
@@ -484,6 +500,24 @@ def test_fill_placeholders(step: str, answers: list[str], filled: str | None) ->
     from retrieval.reader import fill_placeholders
 
     assert fill_placeholders(step, answers) == filled
+
+
+@pytest.mark.parametrize(
+    ("plan", "chain"),
+    [
+        (["Who directed X?", "Where was #1 born?"], True),
+        (["Who is the father of X?", "Who is the father of #1?", "Where did #2 die?"], True),
+        (["Who directed X?"], True),
+        (["When was X released?", "When was Y released?"], False),
+        (["Who directed X?", "Who directed Y?", "When was #1 born?", "When was #2 born?"], False),
+        (["Who directed X?", "Where was #12 born?"], False),
+        ([], False),
+    ],
+)
+def test_is_chain(plan: list[str], chain: bool) -> None:
+    from retrieval.reader import is_chain
+
+    assert is_chain(plan) is chain
 
 
 def test_step_k_must_be_positive() -> None:
