@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from eval.datasets import Dataset, DatasetError, load_dataset
-from retrieval.modes import MODES, READER_MODES
+from retrieval.modes import DEFAULT_MAX_ITERATIONS, MODES, READER_MODES
 from synthkg.cli_options import BackendOpt, BaseUrlOpt, ModelOpt, fail, root_settings, with_llm
 from synthkg.config import Settings
 from synthkg.extract.replay import ReplayExtractor
@@ -344,7 +344,7 @@ def qa_command(
     k: Annotated[int, typer.Option("--k", min=1, help="Passages retrieved per query.")] = 5,
     max_iterations: Annotated[
         int, typer.Option(min=1, help="iterative, decompose: sub-query steps before the answer is forced.")
-    ] = 5,
+    ] = DEFAULT_MAX_ITERATIONS,
     step_k: Annotated[
         int | None, typer.Option("--step-k", min=1, help="iterative, decompose: passages retrieved per "
                                  "sub-query (default: --k).")

@@ -14,6 +14,10 @@ GRAPH_MODES: frozenset[Mode] = frozenset({"graph", "ppr", "hippo"})  # the modes
 # single-fact sub-questions answered in turn.
 ReaderMode = Literal["iterative", "decompose", "single"]
 READER_MODES: tuple[ReaderMode, ...] = ("iterative", "decompose", "single")
+# Sub-query steps before the iterative reader's answer is forced. Measured with the 1.5B reader on both
+# dev sets (README, "Iterative reader"): 3 steps beat 5 (2Wiki F1 0.605 vs 0.497, MuSiQue 0.214 vs 0.163)
+# for 70-75% of the tokens; past 3 the reader drifts through templated and repeated follow-ups.
+DEFAULT_MAX_ITERATIONS = 3
 
 
 def require_question(question: object) -> str:

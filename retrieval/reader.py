@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from retrieval.modes import READER_MODES, ReaderMode, require_question
+from retrieval.modes import DEFAULT_MAX_ITERATIONS, READER_MODES, ReaderMode, require_question
 from retrieval.retrievers import RetrievalResult, RetrievedChunk, name_spans
 from retrieval.subqueries import bridge_query, rejection, sibling_query
 from synthkg.extract.parse import parse_json_object, parse_numbers
@@ -107,7 +107,7 @@ def answer(
     backend: ChatBackend,
     *,
     mode: ReaderMode = "iterative",
-    max_iterations: int = 5,
+    max_iterations: int = DEFAULT_MAX_ITERATIONS,
     k: int = 5,
     context_tokens: int = 4096,
     max_tokens: int = 256,

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from retrieval.modes import require_question
+from retrieval.modes import DEFAULT_MAX_ITERATIONS, require_question
 from synthkg.config import Settings
 from synthkg.ingest import IngestOptions, ingest
 from synthkg.llm.cache import CachedBackend, Usage
@@ -28,7 +28,8 @@ from synthkg.runtime import Runtime
 from synthkg.store import GraphStore, StoreError
 
 if TYPE_CHECKING:
-    from retrieval.reader import Answer, ReaderMode
+    from retrieval.modes import ReaderMode
+    from retrieval.reader import Answer
     from retrieval.retrievers import Mode, RetrievalParams, RetrievalResult
     from synthkg.delete import DeleteResult
     from synthkg.embeddings import Embedder
@@ -266,7 +267,7 @@ class KnowledgeGraph:
         mode: Mode = "graph",
         reader: ReaderMode = "iterative",
         k: int = 5,
-        max_iterations: int = 5,
+        max_iterations: int = DEFAULT_MAX_ITERATIONS,
         params: RetrievalParams | None = None,
         max_tokens: int = READER_MAX_TOKENS,
         step_k: int | None = None,

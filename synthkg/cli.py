@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from eval.cli import eval_app
-from retrieval.modes import MODES, READER_MODES
+from retrieval.modes import DEFAULT_MAX_ITERATIONS, MODES, READER_MODES
 from synthkg.cli_options import (
     BackendOpt,
     BaseUrlOpt,
@@ -574,7 +574,7 @@ def query(
     k: KOpt = 5,
     max_iterations: Annotated[
         int, typer.Option(min=1, help="Iterative or decompose reader: steps before the answer is forced.")
-    ] = 5,
+    ] = DEFAULT_MAX_ITERATIONS,
     step_k: Annotated[
         int | None, typer.Option("--step-k", min=1, help="Iterative or decompose reader: chunks retrieved "
                                  "per sub-query (default: --k).")
