@@ -6,7 +6,9 @@ into a README between the markers
     <!-- eval-report:start -->
     <!-- eval-report:end -->
 
-(and the store and ingestion benchmark tables into their own blocks, see eval.bench_tables).
+(and the store and ingestion benchmark tables into their own blocks, see eval.bench_tables; the readers'
+table, calls, sub-queries and forced answers per question where a reader took steps, into
+`<!-- eval-report:reader:start -->` ... `<!-- eval-report:reader:end -->`).
 
 Only the latest run per (dataset and its size, kind, mode, extractor) is shown: reruns replace their
 older numbers instead of piling up. A reader's step budget is part of its mode ("graph/iterative
@@ -55,6 +57,10 @@ class ReportRow(BaseModel):
     f1: float | None = None
     coverage: float | None = None
     tokens_per_question: float | None = None
+    calls_per_question: float | None = None
+    sub_query_share: float | None = Field(None, description="questions the reader asked a sub-query for")
+    sub_queries_per_question: float | None = None
+    forced_final: float | None = Field(None, description="answers forced after the last step")
     build_tokens: int = 0
     latency_ms_p50: float | None = None
     latency_ms_p95: float | None = None
@@ -221,6 +227,10 @@ def report_rows(results: list[tuple[Path, EvalResult]]) -> list[ReportRow]:
                 coverage=metrics.get("coverage"),
                 # Retrieval calls no LLM at query time: 0 tokens, not unknown.
                 tokens_per_question=0.0 if result.kind == "retrieval" else tokens,
+                calls_per_question=metrics.get("calls_per_question"),
+                sub_query_share=metrics.get("sub_query_share"),
+                sub_queries_per_question=metrics.get("sub_queries_per_question"),
+                forced_final=metrics.get("forced_final"),
                 build_tokens=result.cost.build_tokens,
                 latency_ms_p50=summary.latency_ms_p50,
                 latency_ms_p95=summary.latency_ms_p95,
@@ -274,6 +284,40 @@ def markdown_table(rows: list[ReportRow]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def reader_table(rows: list[ReportRow]) -> str | None:
+    """Per dataset (and size) where a reader took steps: every QA run on it, with calls, sub-queries and
+    forced answers per question, and F1 and tokens against graph single-shot on the same questions. None
+    when no run took steps."""
+    qa = [r for r in rows if r.kind == "qa" and r.f1 is not None]
+    scopes = list(dict.fromkeys(_scope(r) for r in qa if r.steps is not None))
+    if not scopes:
+        return None
+    header = ("| questions | retrieval / reader | EM | F1 | F1 / graph single | LLM calls / q | tokens / q "
+              "| tokens / graph single | with a sub-query | sub-queries / q | answers forced |")
+    lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
+    for scope in scopes:
+        runs = sorted((r for r in qa if _scope(r) == scope),
+                      key=lambda r: (r.steps is not None, r.run_mode, r.steps or 0, r.per_step_k or 0))
+        base = next((r for r in runs if r.run_mode == "graph/single"), None)
+        for r in runs:
+            stepped = r.steps is not None
+            cells = [
+                f"{scope}, {r.extractor}", r.mode, _number(r.em), _number(r.f1),
+                _ratio(r.f1, base.f1 if base else None), _number(r.calls_per_question, 2),
+                _tokens(r.tokens_per_question),
+                _ratio(r.tokens_per_question, base.tokens_per_question if base else None),
+                _percent(r.sub_query_share) if stepped else "–",
+                _number(r.sub_queries_per_question, 2) if stepped else "–",
+                _percent(r.forced_final) if stepped else "–",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
 
 
 def _scope(row: ReportRow) -> str:
@@ -468,6 +512,9 @@ def build_report(results_dir: Path = DEFAULT_RESULTS_DIR, readme: Path | None = 
                 f"{readme} has no {START_MARKER} ... {END_MARKER} markers: left unchanged; the table is "
                 "printed above"
             )
+        table_of_readers = reader_table(rows)
+        if table_of_readers is not None and update_readme(readme, table_of_readers, "reader"):
+            report.notes.append(f"updated the reader table in {readme}")
         for name, make_table in TABLES.items():
             bench_table = make_table(results_dir)
             if bench_table is not None and update_readme(readme, bench_table, name):

@@ -13,6 +13,7 @@ from eval.report import (
     build_report,
     load_results,
     markers,
+    reader_table,
 )
 from eval.result_files import Cost, DatasetInfo, EvalConfig, EvalResult, ModeSummary, StageCost
 
@@ -260,3 +261,31 @@ def test_one_budget_draws_no_scaling_plot(results_dir: Path) -> None:
     report = build_report(results_dir)
     assert "reader_scaling.png" not in [p.name for p in report.plots]
     assert not (results_dir / "reader_scaling.png").exists()
+
+
+def test_reader_table_compares_each_run_with_graph_single_shot(tmp_path: Path) -> None:
+    stepped = sweep_result(2, 0.5, 1400.0)
+    stepped.aggregates["graph/iterative"].metrics.update({
+        "calls_per_question": 3.5, "sub_query_share": 0.75, "sub_queries_per_question": 1.25,
+        "forced_final": 0.5,
+    })
+    write(tmp_path, "qa-iter.json", stepped)
+    single = {"graph/single": {"em": 0.4, "f1": 0.4, "tokens_per_question": 700.0, "calls_per_question": 1.0}}
+    write(tmp_path, "qa-single.json",
+          result("qa", "2025-03-09T00:00:00+00:00", single, extractor="distilled"))
+    table = reader_table(build_report(tmp_path).rows)
+    assert table is not None
+    lines = table.splitlines()
+    scope = "| musique (51 q, 1,839 p), distilled"
+    assert lines[2].startswith(f"{scope} | graph/single | 0.400 | 0.400 | 1.00x | 1.00 |")
+    assert lines[3] == (f"{scope} | graph/iterative (2 steps) | 0.500 | 0.500 | 1.25x "
+                        "| 3.50 | 1,400 | 2.00x | 75% | 1.25 | 50% |")
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- eval-report:reader:start -->\n<!-- eval-report:reader:end -->\n")
+    build_report(tmp_path, readme)
+    assert "| graph/iterative (2 steps) |" in readme.read_text()
+
+
+def test_no_reader_table_without_steps(results_dir: Path) -> None:
+    rows = [r for r in build_report(results_dir).rows if r.mode != "graph/iterative"]
+    assert reader_table(rows) is None
