@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from eval.datasets import Dataset, DatasetError, load_dataset
-from retrieval.modes import DEFAULT_MAX_ITERATIONS, MODES, READER_MODES
+from retrieval.modes import MODES, READER_MODES, steps_for
 from synthkg.cli_options import BackendOpt, BaseUrlOpt, ModelOpt, fail, root_settings, with_llm
 from synthkg.config import Settings
 from synthkg.extract.replay import ReplayExtractor
@@ -343,8 +343,9 @@ def qa_command(
     ] = ReaderChoice["iterative"],
     k: Annotated[int, typer.Option("--k", min=1, help="Passages retrieved per query.")] = 5,
     max_iterations: Annotated[
-        int, typer.Option(min=1, help="iterative, decompose: sub-query steps before the answer is forced.")
-    ] = DEFAULT_MAX_ITERATIONS,
+        int | None, typer.Option(min=1, help="iterative, decompose: sub-query steps before the answer is "
+                                 "forced (default: 3 iterative, 4 decompose).")
+    ] = None,
     step_k: Annotated[
         int | None, typer.Option("--step-k", min=1, help="iterative, decompose: passages retrieved per "
                                  "sub-query (default: --k).")
@@ -390,7 +391,8 @@ def qa_command(
                 wall += result.wall_seconds
         config = job.config(list(aggregates), k=k, reader=reader.value,
                             **_subset(limit, distractors, supporting_only, recorded_only),
-                            max_iterations=None if reader.value == "single" else max_iterations,
+                            max_iterations=(None if reader.value == "single"
+                                            else steps_for(reader.value, max_iterations)),
                             step_k=None if reader.value == "single" else step_k or k)
         job.write("qa", config, rows, aggregates, job.cost(wall, **stages), out)
 

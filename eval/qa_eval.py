@@ -16,7 +16,7 @@ from eval.metrics import (
 )
 from eval.result_files import ModeSummary, QAEval, QARow, StageCost, latency_stats, mean_or_none
 from eval.retrieval_eval import check_ready, passage_ids_by_document, to_passages
-from retrieval.modes import DEFAULT_MAX_ITERATIONS, ReaderMode
+from retrieval.modes import ReaderMode
 from retrieval.reader import answer
 from retrieval.retrievers import Mode, RetrievalParams, make_retriever
 from synthkg.indexes import SearchIndex
@@ -59,7 +59,7 @@ def eval_qa(
     reader_mode: ReaderMode = "iterative",
     k: int = 5,
     *,
-    max_iterations: int = DEFAULT_MAX_ITERATIONS,
+    max_iterations: int | None = None,
     step_k: int | None = None,
     context_tokens: int = 4096,
     max_tokens: int = 256,

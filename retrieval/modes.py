@@ -14,10 +14,16 @@ GRAPH_MODES: frozenset[Mode] = frozenset({"graph", "ppr", "hippo"})  # the modes
 # single-fact sub-questions answered in turn.
 ReaderMode = Literal["iterative", "decompose", "single"]
 READER_MODES: tuple[ReaderMode, ...] = ("iterative", "decompose", "single")
-# Sub-query steps before the iterative reader's answer is forced. Measured with the 1.5B reader on both
-# dev sets (README, "Iterative reader"): 3 steps beat 5 (2Wiki F1 0.605 vs 0.497, MuSiQue 0.214 vs 0.163)
-# for 70-75% of the tokens; past 3 the reader drifts through templated and repeated follow-ups.
-DEFAULT_MAX_ITERATIONS = 3
+# Sub-query steps before the answer is forced, per reader. Iterative: measured with the 1.5B reader on
+# both dev sets (README, "Iterative reader"), 3 steps beat 5 (2Wiki F1 0.605 vs 0.497, MuSiQue 0.214 vs
+# 0.163) for 70-75% of the tokens; past 3 it drifts through templated and repeated follow-ups. Decompose:
+# its plans have up to 4 steps (a comparison of two bridged facts), and cutting one loses the answer.
+DEFAULT_STEPS: dict[ReaderMode, int] = {"iterative": 3, "decompose": 4, "single": 1}
+
+
+def steps_for(mode: ReaderMode, max_iterations: int | None) -> int:
+    """The step budget: `max_iterations` where given, else the reader's default."""
+    return DEFAULT_STEPS[mode] if max_iterations is None else max_iterations
 
 
 def require_question(question: object) -> str:

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from retrieval.modes import DEFAULT_MAX_ITERATIONS, READER_MODES, ReaderMode, require_question
+from retrieval.modes import READER_MODES, ReaderMode, require_question, steps_for
 from retrieval.retrievers import RetrievalResult, RetrievedChunk, name_spans
 from retrieval.subqueries import bridge_query, rejection, sibling_query
 from synthkg.extract.parse import parse_json_object, parse_numbers
@@ -107,20 +107,21 @@ def answer(
     backend: ChatBackend,
     *,
     mode: ReaderMode = "iterative",
-    max_iterations: int = DEFAULT_MAX_ITERATIONS,
+    max_iterations: int | None = None,
     k: int = 5,
     context_tokens: int = 4096,
     max_tokens: int = 256,
     step_k: int | None = None,
 ) -> Answer:
     """Answer `question` from the chunks `retriever_fn(query, k)` returns (see `make_retriever`).
-    `max_iterations` caps the sub-query steps (iterative, decompose); `step_k` is the number of passages
+    `max_iterations` caps the sub-query steps (iterative, decompose; default: retrieval.modes.DEFAULT_STEPS
+    for the mode); `step_k` is the number of passages
     retrieved for each sub-query (default: `k`). `context_tokens` is the model's context window: passages
     are cut to fit it."""
     require_question(question)
     if mode not in READER_MODES:
         raise ValueError(f"unknown reader mode {mode!r}; expected one of {', '.join(READER_MODES)}")
-    if max_iterations < 1:
+    if max_iterations is not None and max_iterations < 1:
         raise ValueError(f"max_iterations must be >= 1, got {max_iterations}")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -129,7 +130,7 @@ def answer(
     started = time.perf_counter()
     session = _Session(question.strip(), retriever_fn, backend, mode, k, context_tokens, max_tokens,
                        step_k or k)
-    session.run(max_iterations)
+    session.run(steps_for(mode, max_iterations))
     session.result.seconds = round(time.perf_counter() - started, 3)
     return session.result
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from retrieval.modes import DEFAULT_MAX_ITERATIONS, require_question
+from retrieval.modes import require_question
 from synthkg.config import Settings
 from synthkg.ingest import IngestOptions, ingest
 from synthkg.llm.cache import CachedBackend, Usage
@@ -267,15 +267,15 @@ class KnowledgeGraph:
         mode: Mode = "graph",
         reader: ReaderMode = "iterative",
         k: int = 5,
-        max_iterations: int = DEFAULT_MAX_ITERATIONS,
+        max_iterations: int | None = None,
         params: RetrievalParams | None = None,
         max_tokens: int = READER_MAX_TOKENS,
         step_k: int | None = None,
     ) -> Answer:
         """Answer `question` from retrieved chunks, with citations: `reader="iterative"` asks sub-queries
-        (IterDRAG) for at most `max_iterations` steps; `"decompose"` plans single-fact sub-questions in one
-        call, answers each from its own `step_k` chunks (default `k`) and composes the answer (fewer
-        tokens); `"single"` answers in one call."""
+        (IterDRAG) for at most `max_iterations` steps (default 3); `"decompose"` plans single-fact
+        sub-questions in one call (at most `max_iterations`, default 4), answers each from its own `step_k`
+        chunks (default `k`) and composes the answer (fewer tokens); `"single"` answers in one call."""
         from retrieval.reader import answer
         from retrieval.retrievers import make_retriever
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from eval.cli import eval_app
-from retrieval.modes import DEFAULT_MAX_ITERATIONS, MODES, READER_MODES
+from retrieval.modes import MODES, READER_MODES
 from synthkg.cli_options import (
     BackendOpt,
     BaseUrlOpt,
@@ -573,8 +573,9 @@ def query(
     ] = True,
     k: KOpt = 5,
     max_iterations: Annotated[
-        int, typer.Option(min=1, help="Iterative or decompose reader: steps before the answer is forced.")
-    ] = DEFAULT_MAX_ITERATIONS,
+        int | None, typer.Option(min=1, help="Iterative or decompose reader: steps before the answer is "
+                                 "forced (default: 3 iterative, 4 decompose).")
+    ] = None,
     step_k: Annotated[
         int | None, typer.Option("--step-k", min=1, help="Iterative or decompose reader: chunks retrieved "
                                  "per sub-query (default: --k).")

@@ -523,3 +523,15 @@ def test_is_chain(plan: list[str], chain: bool) -> None:
 def test_step_k_must_be_positive() -> None:
     with pytest.raises(ValueError, match="step_k"):
         answer(QUESTION, decompose_retriever(), planner([], []), mode="decompose", step_k=0)
+
+
+def test_decompose_follows_a_four_step_plan_by_default() -> None:
+    """Its default budget is 4 steps, not the iterative reader's 3: cutting a comparison of two bridged
+    facts loses the answer."""
+    plan = [DIRECTOR_Q, "Who directed Blue Harbor?", "When was #1 born?", "When was #2 born?"]
+    answers = ["Yorick Bellamy", "Anna Kowal", "1941", "1961"]
+    model = planner(plan, [json.dumps({"answer": a, "citations": []}) for a in answers],
+                    composed='{"answer": "Xanadu Nights"}')
+    result = answer("Which film has the older director, Xanadu Nights or Blue Harbor?",
+                    StaticRetriever({}, default=[passage(1)]), model, mode="decompose")
+    assert result.sub_queries == 4 and result.answer == "Xanadu Nights" and not result.forced_final
