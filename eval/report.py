@@ -250,7 +250,8 @@ def mode_label(mode: str, config: EvalConfig) -> str:
     if config.max_iterations is None:
         return mode
     per_step = _per_step_k(config)
-    return f"{mode} ({config.max_iterations} steps{'' if per_step is None else f', k {per_step} per step'})"
+    steps = f"{config.max_iterations} step{'' if config.max_iterations == 1 else 's'}"
+    return f"{mode} ({steps}{'' if per_step is None else f', k {per_step} per step'})"
 
 
 def _per_step_k(config: EvalConfig) -> int | None:

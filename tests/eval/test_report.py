@@ -250,7 +250,7 @@ def test_a_step_budget_sweep_keeps_a_row_per_budget_and_draws_the_scaling_plot(t
           result("qa", "2025-03-09T00:00:00+00:00", single, extractor="distilled"))
     report = build_report(tmp_path)
     assert [r.mode for r in report.rows] == [
-        "graph/decompose (4 steps, k 3 per step)", "graph/iterative (1 steps)", "graph/iterative (2 steps)",
+        "graph/decompose (4 steps, k 3 per step)", "graph/iterative (1 step)", "graph/iterative (2 steps)",
         "graph/iterative (5 steps)", "graph/single",
     ]
     assert [p.name for p in report.plots] == ["frontier.png", "reader_scaling.png"]
