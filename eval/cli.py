@@ -14,7 +14,16 @@ import typer
 
 from eval.datasets import Dataset, DatasetError, load_dataset
 from retrieval.modes import MODES, READER_MODES, steps_for
-from synthkg.cli_options import BackendOpt, BaseUrlOpt, ModelOpt, fail, root_settings, with_llm
+from synthkg.cli_options import (
+    BackendOpt,
+    BaseUrlOpt,
+    MaxIterationsOpt,
+    ModelOpt,
+    StepKOpt,
+    fail,
+    root_settings,
+    with_llm,
+)
 from synthkg.config import Settings
 from synthkg.extract.replay import ReplayExtractor
 from synthkg.runtime import ExtractorName
@@ -342,14 +351,8 @@ def qa_command(
                                    "passages, then one call composes the answer (fewer tokens).")
     ] = ReaderChoice["iterative"],
     k: Annotated[int, typer.Option("--k", min=1, help="Passages retrieved per query.")] = 5,
-    max_iterations: Annotated[
-        int | None, typer.Option(min=1, help="iterative, decompose: sub-query steps before the answer is "
-                                 "forced (default: 3 iterative, 4 decompose).")
-    ] = None,
-    step_k: Annotated[
-        int | None, typer.Option("--step-k", min=1, help="iterative, decompose: passages retrieved per "
-                                 "sub-query (default: --k).")
-    ] = None,
+    max_iterations: MaxIterationsOpt = None,
+    step_k: StepKOpt = None,
     max_tokens: Annotated[int, typer.Option(min=1, help="Completion tokens per reader call.")] = 256,
     extractor: ExtractorOpt = None,
     out: OutOpt = None,

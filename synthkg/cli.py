@@ -20,8 +20,10 @@ from synthkg.cli_options import (
     BaseUrlOpt,
     DeviceOpt,
     EngineOpt,
+    MaxIterationsOpt,
     ModelOpt,
     SlotsOpt,
+    StepKOpt,
     echo,
     fail,
     with_llm,
@@ -572,14 +574,8 @@ def query(
         bool, typer.Option("--iterative/--single", help="Shorthands: --reader iterative / --reader single.")
     ] = True,
     k: KOpt = 5,
-    max_iterations: Annotated[
-        int | None, typer.Option(min=1, help="Iterative or decompose reader: steps before the answer is "
-                                 "forced (default: 3 iterative, 4 decompose).")
-    ] = None,
-    step_k: Annotated[
-        int | None, typer.Option("--step-k", min=1, help="Iterative or decompose reader: chunks retrieved "
-                                 "per sub-query (default: --k).")
-    ] = None,
+    max_iterations: MaxIterationsOpt = None,
+    step_k: StepKOpt = None,
     as_json: JsonOpt = False,
     trace: Annotated[
         bool, typer.Option("--trace", help="Show the sub-queries, intermediate answers and retrieved chunks.")

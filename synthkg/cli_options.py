@@ -73,6 +73,17 @@ EngineOpt = Annotated[
         "settings' [llm] engine.",
     ),
 ]
+# The stepping readers' budget, shared by `synthkg query` and `synthkg eval qa`.
+MaxIterationsOpt = Annotated[
+    int | None,
+    typer.Option("--max-iterations", min=1, help="Iterative or decompose reader: sub-query steps before the "
+                 "answer is forced (default: 3 iterative, 4 decompose)."),
+]
+StepKOpt = Annotated[
+    int | None,
+    typer.Option("--step-k", min=1, help="Iterative or decompose reader: passages retrieved per sub-query "
+                 "(default: --k)."),
+]
 SlotsOpt = Annotated[
     int | None,
     typer.Option(
