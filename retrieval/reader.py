@@ -115,9 +115,8 @@ def answer(
 ) -> Answer:
     """Answer `question` from the chunks `retriever_fn(query, k)` returns (see `make_retriever`).
     `max_iterations` caps the sub-query steps (iterative, decompose; default: retrieval.modes.DEFAULT_STEPS
-    for the mode); `step_k` is the number of passages
-    retrieved for each sub-query (default: `k`). `context_tokens` is the model's context window: passages
-    are cut to fit it."""
+    for the mode); `step_k` is the number of passages retrieved for each sub-query (default: `k`).
+    `context_tokens` is the model's context window: passages are cut to fit it."""
     require_question(question)
     if mode not in READER_MODES:
         raise ValueError(f"unknown reader mode {mode!r}; expected one of {', '.join(READER_MODES)}")
@@ -324,8 +323,8 @@ class _Session:
             note = (note + "; " if note else "") + "unparseable model output for the intermediate answer"
         if intermediate is not None and intermediate.casefold() == UNKNOWN:
             intermediate = None
-        if intermediate is not None and reply is not None:
-            cited = parse_numbers(reply.get("citations")) if reply.get("citations") is not None else []
+        if intermediate is not None and reply is not None:  # reply is set whenever intermediate is
+            cited = parse_numbers(reply.get("citations"))  # None parses to no numbers
             own_numbers = {self.numbers[cid] for cid in ids}
             self.step_citations += [n for n in cited if n in own_numbers and n not in self.step_citations]
         self.result.trace.append(
@@ -359,7 +358,7 @@ class _Session:
 
     def settle(self, text: str, citations: Any) -> None:
         self.result.answer = text
-        for number in parse_numbers(citations) if citations is not None else []:
+        for number in parse_numbers(citations):  # None parses to no numbers
             if 1 <= number <= len(self.passages):
                 chunk = self.passages[number - 1]
                 self.result.citations.append(
