@@ -17,10 +17,11 @@ Decompose (the cheap way to iterate): one call that reads no passages splits the
 sub-questions, later ones naming earlier answers as #1, #2; each is retrieved for in turn (with the
 answers so far as seeds) and answered from its own `step_k` passages. A plain chain's last answer is the
 answer; otherwise (a comparison, a yes/no) a last call composes it from the answers alone. Citations are
-the passages the steps cited. Only the step calls read passages, a few each. When a step fails (its
-sub-query is rejected, its answer is "unknown", or it names an answer that does not exist), the plan stops
-there and the forced last call reads the question's passages, those the steps cited, and the steps so
-far; the trace says which happened.
+the passages the steps cited. Only the step calls read passages, a few each. A step answered "unknown" is
+asked once more over twice as many passages (the fact is often just below its first few). When a step
+still fails (its sub-query is rejected, its answer is "unknown", or it names an answer that does not
+exist), the plan stops there and the forced last call reads the question's passages, those the steps
+cited, and the steps so far; the trace says which happened.
 """
 
 from __future__ import annotations
@@ -68,10 +69,11 @@ class TraceStep(BaseModel):
     intermediate_answer: str | None = None
     retrieved_chunk_ids: list[str] = Field(default_factory=list)
     note: str = ""
-    kind: Literal["question", "model", "bridge", "rejected", "other"] = Field(
+    kind: Literal["question", "model", "bridge", "retry", "rejected", "other"] = Field(
         "other",
         description="question: the first retrieval; model: a sub-query the model asked; bridge: the graph's "
-        "templated one; rejected: a sub-query not retrieved for (the note says why)",
+        "templated one; retry: a planned step asked again over more passages; rejected: a sub-query not "
+        "retrieved for (the note says why)",
     )
 
 
@@ -261,6 +263,10 @@ class _Session:
                     asked.append(sub_query)
                     found = self.sub_step(sub_query, kind="model")
                     if found is None:
+                        wider = 2 * self.step_k
+                        found = self.sub_step(sub_query, kind="retry", k=wider,
+                                              note=f"asked again over {wider} passages")
+                    if found is None:
                         return "failed"
                     answers.append(found)
                     continue
@@ -303,19 +309,18 @@ class _Session:
         if bridge is not None and bridge not in asked:
             return bridge, "bridge query"
         names = list(dict.fromkeys([*first.question_entities, *name_spans(self.question)]))
-        answered = [s.sub_query for s in self.result.trace
-                    if s.sub_query and s.kind in ("model", "bridge")
-                    and s.intermediate_answer not in (None, UNKNOWN)]
+        answered = [s.sub_query for s in self.answered_steps() if s.sub_query]
         # Never one already asked: it names something no earlier sub-query names.
         sibling = sibling_query(answered, names, asked)
         return (sibling, "sibling query") if sibling is not None else None
 
-    def sub_step(self, sub_query: str, *, kind: Literal["model", "bridge"], note: str = "") -> str | None:
-        """Retrieve for `sub_query` and answer it from its own passages; the answer, None when unknown."""
+    def sub_step(self, sub_query: str, *, kind: Literal["model", "bridge", "retry"], note: str = "",
+                 k: int | None = None) -> str | None:
+        """Retrieve `k` (default: step_k) passages for `sub_query` and answer it from them; the answer, None
+        when unknown."""
         # Start the walk from what the earlier steps found too: the second hop's entity is among them.
-        seeds = [s.intermediate_answer for s in self.result.trace
-                 if s.intermediate_answer not in (None, UNKNOWN)]
-        ids = self.retrieve(sub_query, seeds, self.step_k)
+        seeds = [s.intermediate_answer for s in self.answered_steps() if s.intermediate_answer]
+        ids = self.retrieve(sub_query, seeds, k or self.step_k)
         own = [self.passages[self.numbers[cid] - 1] for cid in ids]
         reply, _ = self.call("reader_intermediate", passages=self.render(own), question=sub_query)
         intermediate = _text(reply.get("answer")) if reply else None
@@ -348,11 +353,7 @@ class _Session:
             # A plain-text reply is most likely the answer itself (its first line); otherwise fall back
             # on the last intermediate answer, the best the trace holds.
             stripped = raw.strip().split("\n", 1)[0][:MAX_PLAIN_ANSWER_CHARS]
-            known = [
-                s.intermediate_answer
-                for s in self.result.trace
-                if s.intermediate_answer not in (None, UNKNOWN)
-            ]
+            known = [s.intermediate_answer for s in self.answered_steps() if s.intermediate_answer]
             final = stripped if stripped and "{" not in stripped else (known[-1] if known else "")
         self.settle(final or "", reply.get("citations") if reply else None)
 
@@ -418,8 +419,15 @@ class _Session:
             lines.append(f"[{self.numbers[chunk.chunk_id]}] {text}")
         return "\n".join(lines) if lines else "(no passages found)"
 
+    def answered_steps(self) -> list[TraceStep]:
+        """The sub-query steps that found an answer, in order."""
+        return [s for s in self.result.trace if s.sub_query and s.intermediate_answer not in (None, UNKNOWN)]
+
     def render_steps(self) -> str:
-        steps = [s for s in self.result.trace if s.sub_query and s.intermediate_answer]
+        """The steps so far as "- sub-query -> answer" lines; a try that a retry superseded is left out."""
+        trace = self.result.trace
+        steps = [s for i, s in enumerate(trace) if s.sub_query and s.intermediate_answer
+                 and not (i + 1 < len(trace) and trace[i + 1].kind == "retry")]
         if not steps:
             return NO_STEPS
         return "\n".join(f"- {s.sub_query} -> {s.intermediate_answer}" for s in steps)

@@ -443,16 +443,41 @@ def test_decompose_reads_the_questions_and_the_cited_passages_when_a_step_is_not
     retriever = decompose_retriever()
     model = planner([DIRECTOR_Q, "Where was #1 born?"],
                     ['{"answer": "Yorick Bellamy", "citations": [1]}',
-                     '{"answer": "Unknown", "citations": []}'])
+                     '{"answer": "Unknown", "citations": []}', '{"answer": "unknown"}'])
     result = answer(QUESTION, retriever, model, mode="decompose", k=2)
 
     assert result.forced_final and result.answer == "from the passages"
+    # The unknown step was asked once more, over twice its passages, before the plan was given up.
+    assert retriever.queries[-2:] == [BIRTHPLACE_Q, BIRTHPLACE_Q] and retriever.ks[-2:] == [2, 4]
+    assert [s.kind for s in result.trace[-2:]] == ["model", "retry"]
     final_call = model.calls[-1]
     assert final_call.messages[0]["content"] == load_prompt("reader_final").system
     # The question's passages and the cited ones (not those the failed step found), and the steps that worked.
     assert "directed by" in final_call.last_user and "born in" not in final_call.last_user
     assert f"- {DIRECTOR_Q} -> Yorick Bellamy" in final_call.last_user
     assert result.trace[-1].intermediate_answer == "unknown"
+    assert result.usage.calls == 5 and result.sub_queries == 2  # a retry is not a new sub-query
+
+
+def test_decompose_asks_an_unknown_step_again_over_more_passages() -> None:
+    retriever = decompose_retriever()
+    # The birthplace is the sub-query's second passage: one passage per step misses it.
+    retriever.by_query[BIRTHPLACE_Q] = [passage(5), passage(3, "Yorick Bellamy was born in Lisbon.")]
+    model = planner([DIRECTOR_Q, "Where was #1 born?"],
+                    ['{"answer": "Yorick Bellamy", "citations": [1]}',
+                     '{"answer": "unknown"}', '{"answer": "Lisbon", "citations": [4]}'])
+    result = answer(QUESTION, retriever, model, mode="decompose", k=2, step_k=1)
+
+    assert result.answer == "Lisbon" and not result.forced_final
+    assert retriever.ks == [2, 1, 1, 2]
+    retry = result.trace[-2]
+    assert (retry.kind, retry.sub_query, retry.intermediate_answer) == ("retry", BIRTHPLACE_Q, "Lisbon")
+    assert "again over 2 passages" in retry.note
+    first_try, retry_call = model.calls[-2:]
+    assert "born in" not in first_try.last_user and "born in" in retry_call.last_user
+    # Passage 4 is the retry's own: its citation counts; the superseded try is not a step shown later.
+    assert [c.chunk_id for c in result.citations] == ["chunk:1", "chunk:3"]
+    assert result.usage.calls == 4 and result.sub_queries == 2
 
 
 @pytest.mark.parametrize(
