@@ -16,12 +16,13 @@ the intermediate answers so far as well (the retriever's `seeds`), so the second
 Decompose (the cheap way to iterate): one call that reads no passages splits the question into single-fact
 sub-questions, later ones naming earlier answers as #1, #2; each is retrieved for in turn (with the
 answers so far as seeds) and answered from its own `step_k` passages. A plain chain's last answer is the
-answer; otherwise (a comparison, a yes/no) a last call composes it from the answers alone. Citations are
-the passages the steps cited. Only the step calls read passages, a few each. A step answered "unknown" is
-asked once more over twice as many passages (the fact is often just below its first few). When a step
-still fails (its sub-query is rejected, its answer is "unknown", or it names an answer that does not
-exist), the plan stops there and the forced last call reads the question's passages, those the steps
-cited, and the steps so far; the trace says which happened.
+answer; a comparison of two dates ("which came out first, A or B?") is settled in code from the steps'
+dates (retrieval/comparison.py); otherwise (a yes/no, anything else) a last call composes the answer from
+the answers alone. Citations are the passages the steps cited. Only the step calls read passages, a few
+each. A step answered "unknown" is asked once more over twice as many passages (the fact is often just
+below its first few). When a step still fails (its sub-query is rejected, its answer is "unknown", or it
+names an answer that does not exist), the plan stops there and the forced last call reads the question's
+passages, those the steps cited, and the steps so far; the trace says which happened.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from retrieval.comparison import PLACEHOLDER, settle_by_date
 from retrieval.modes import READER_MODES, ReaderMode, require_question, steps_for
 from retrieval.retrievers import RetrievalResult, RetrievedChunk, name_spans
 from retrieval.subqueries import bridge_query, rejection, sibling_query
@@ -54,7 +56,6 @@ PROMPT_SHARE = 0.75  # of the context window: the rest is left for instructions 
 NO_STEPS = "(none)"
 MAX_PLAIN_ANSWER_CHARS = 300
 UNKNOWN = "unknown"
-_PLACEHOLDER = re.compile(r"#(\d+)")
 
 
 class Citation(BaseModel):
@@ -153,6 +154,7 @@ class _Session:
         self.retriever_fn, self.backend, self.k, self.max_tokens = retriever_fn, backend, k, max_tokens
         self.step_k = step_k
         self.step_citations: list[int] = []  # what the intermediate answers cited, in order
+        self.plan_answers: list[str] = []  # the decomposing reader's answers to its planned steps, in order
         self.budget_chars = int(context_tokens * CHARS_PER_TOKEN * PROMPT_SHARE)
         self.passages: list[RetrievedChunk] = []
         self.numbers: dict[str, int] = {}
@@ -239,6 +241,10 @@ class _Session:
             self.finish("reader_single", steps=None)
         elif outcome == "failed":
             self.force_final(self.first_and_cited())
+        elif (winner := settle_by_date(self.question, plan, self.plan_answers)) is not None:
+            # Before the chain rule: a comparison's plan can end in a step naming #1 whose answer is a date.
+            self.result.trace.append(TraceStep(note="a comparison of dates settled from the steps' dates"))
+            self.settle(winner, self.step_citations)
         elif is_chain(plan):
             last = self.result.trace[-1].intermediate_answer or ""
             self.result.trace.append(TraceStep(note="a chain of steps: its last answer is the answer"))
@@ -251,7 +257,7 @@ class _Session:
         if not plan:
             self.result.trace.append(TraceStep(note="the plan was unparseable or empty"))
             return "failed"
-        answers: list[str] = []
+        answers = self.plan_answers
         asked: list[str] = []
         for step in plan:
             sub_query = fill_placeholders(step, answers)
@@ -436,7 +442,7 @@ class _Session:
 def is_chain(plan: list[str]) -> bool:
     """Whether every planned step after the first names the answer of the step right before it (#n in
     step n + 1), a single step included: then the last answer answers the question."""
-    return bool(plan) and all(str(i) in _PLACEHOLDER.findall(step) for i, step in enumerate(plan[1:], 1))
+    return bool(plan) and all(str(i) in PLACEHOLDER.findall(step) for i, step in enumerate(plan[1:], 1))
 
 
 def fill_placeholders(step: str, answers: list[str]) -> str | None:
@@ -452,7 +458,7 @@ def fill_placeholders(step: str, answers: list[str]) -> str | None:
         missing = True
         return match.group(0)
 
-    filled = _PLACEHOLDER.sub(answer_of, step)
+    filled = PLACEHOLDER.sub(answer_of, step)
     return None if missing else filled
 
 

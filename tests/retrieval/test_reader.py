@@ -422,20 +422,41 @@ def test_decompose_answers_each_planned_step_and_a_chain_ends_with_its_last_answ
     assert set(result.prompt_versions) == {"reader_decompose", "reader_intermediate"}
 
 
-def test_decompose_composes_a_comparison_from_the_answers_alone() -> None:
-    question = "Which film came out first, Xanadu Nights or Blue Harbor?"
-    retriever = StaticRetriever({}, default=[passage(1, "Xanadu Nights is a 1971 film."),
-                                             passage(2, "Blue Harbor is a 1965 film.")])
-    model = planner(["When was Xanadu Nights released?", "When was Blue Harbor released?"],
-                    ['{"answer": "1971", "citations": [1]}', '{"answer": "1965", "citations": [2]}'],
-                    composed='{"answer": "Blue Harbor"}')
+def test_decompose_composes_a_yes_no_comparison_from_the_answers_alone() -> None:
+    question = "Are Xanadu Nights and Blue Harbor from the same country?"
+    retriever = StaticRetriever({}, default=[passage(1, "Xanadu Nights is a Portuguese film."),
+                                             passage(2, "Blue Harbor is a Portuguese film.")])
+    model = planner(["Which country is Xanadu Nights from?", "Which country is Blue Harbor from?"],
+                    ['{"answer": "Portugal", "citations": [1]}', '{"answer": "Portugal", "citations": [2]}'],
+                    composed='{"answer": "yes"}')
     result = answer(question, retriever, model, mode="decompose", k=2)
 
-    assert result.answer == "Blue Harbor" and not result.forced_final and result.usage.calls == 4
+    assert result.answer == "yes" and not result.forced_final and result.usage.calls == 4
     compose_call = model.calls[-1]
     assert compose_call.messages[0]["content"] == load_prompt("reader_compose").system
-    assert "- When was Blue Harbor released? -> 1965" in compose_call.last_user
-    assert "1965 film" not in compose_call.last_user  # the answers, not the passages
+    assert "- Which country is Blue Harbor from? -> Portugal" in compose_call.last_user
+    assert "Portuguese film" not in compose_call.last_user  # the answers, not the passages
+    assert [c.chunk_id for c in result.citations] == ["chunk:1", "chunk:2"]
+
+
+@pytest.mark.parametrize(
+    ("question", "winner"),
+    [
+        ("Which film came out first, Xanadu Nights or Blue Harbor?", "Blue Harbor"),
+        ("Which film came out later, Xanadu Nights or Blue Harbor?", "Xanadu Nights"),
+    ],
+)
+def test_decompose_settles_a_comparison_of_dates_without_a_composing_call(question: str, winner: str) -> None:
+    retriever = StaticRetriever({}, default=[passage(1, "Xanadu Nights is a 1971 film."),
+                                             passage(2, "Blue Harbor is a 1965 film.")])
+    # The composing call would get it wrong: it is not made.
+    model = planner(["When was Xanadu Nights released?", "When was Blue Harbor released?"],
+                    ['{"answer": "March 1971", "citations": [1]}', '{"answer": "1965", "citations": [2]}'],
+                    composed='{"answer": "wrong"}')
+    result = answer(question, retriever, model, mode="decompose", k=2)
+
+    assert result.answer == winner and not result.forced_final and result.usage.calls == 3
+    assert "settled from the steps' dates" in result.trace[-1].note
     assert [c.chunk_id for c in result.citations] == ["chunk:1", "chunk:2"]
 
 
