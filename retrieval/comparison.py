@@ -5,7 +5,8 @@ The decomposing reader's plan for such a question finds one date per candidate (
 bridge: "Who directed A?" -> "When was #1 born?"). Comparing two dates is where the 1.5B reader's composing
 call fails most often (2Wiki: it named the later film for "first" in 5 of 37 questions), and it is exact in
 code. `settle_by_date` answers only when everything is unambiguous: the question names exactly two
-candidates and one direction, and each candidate's chain of steps ends in a date that parses. Otherwise it
+candidates and one direction, each candidate's chain of steps ends in a date that parses, and those steps
+ask for the event the question compares (a birth, a death) where both say. Otherwise it
 returns None and the composing call answers as before.
 """
 
@@ -25,6 +26,12 @@ _PAIR = re.compile(
 )
 _EARLIER = re.compile(r"\b(first|earlier|earliest|older|oldest|sooner)\b", re.IGNORECASE)
 _LATER = re.compile(r"\b(later|latest|last|younger|youngest|more recent(?:ly)?)\b", re.IGNORECASE)
+# Which date a question or a step is about, where it says: a plan that copies its example's "When was #1
+# born?" into a question about who died first compares the wrong dates.
+_EVENTS = {
+    "birth": re.compile(r"\b(born|birth|older|oldest|younger|youngest)\b", re.IGNORECASE),
+    "death": re.compile(r"\b(die|died|dies|death|dead)\b", re.IGNORECASE),
+}
 _YEAR = re.compile(r"\b\d{3,4}\b")
 _BEFORE_COMMON_ERA = re.compile(r"\b(BC|BCE|B\.C\.)", re.IGNORECASE)
 _MONTHS = {
@@ -43,6 +50,7 @@ class Comparison:
 
     candidates: tuple[str, str]
     earlier_wins: bool
+    events: frozenset[str] = frozenset()  # "birth", "death": the dates it compares, where it says
 
 
 def comparison_of(question: str) -> Comparison | None:
@@ -58,7 +66,11 @@ def comparison_of(question: str) -> Comparison | None:
     earlier, later = bool(_EARLIER.search(rest)), bool(_LATER.search(rest))
     if earlier == later:
         return None
-    return Comparison(candidates=(a, b), earlier_wins=earlier)
+    return Comparison(candidates=(a, b), earlier_wins=earlier, events=_events(rest))
+
+
+def _events(text: str) -> frozenset[str]:
+    return frozenset(name for name, pattern in _EVENTS.items() if pattern.search(text))
 
 
 def parse_date(text: str) -> datetime | None:
@@ -86,8 +98,12 @@ def settle_by_date(question: str, plan: list[str], answers: list[str]) -> str | 
     for index, answer in enumerate(answers):
         date = parse_date(answer)
         origin = _origin(index, plan, comparison.candidates, set())
-        if date is not None and origin is not None:
-            dates[origin].append(date)
+        if date is None or origin is None:
+            continue
+        step_events = _events(plan[index])
+        if comparison.events and step_events and not step_events & comparison.events:
+            return None  # the step found another event's date than the question compares
+        dates[origin].append(date)
     if any(len(found) != 1 for found in dates.values()):
         return None
     (a, (date_a,)), (b, (date_b,)) = dates.items()

@@ -18,13 +18,13 @@ BRIDGED = ["Who directed Red Lake?", "Who directed Iron Hill?", "When was #1 bor
     [
         ("Which film came out first, Red Lake or Iron Hill?", Comparison(("Red Lake", "Iron Hill"), True)),
         ("Who was born first out of Aivar Kuusmaa and Andy Summers?",
-         Comparison(("Aivar Kuusmaa", "Andy Summers"), True)),
+         Comparison(("Aivar Kuusmaa", "Andy Summers"), True, frozenset({"birth"}))),
         ("Which film has the director born later, Red Lake or Iron Hill (1982 Film)?",
-         Comparison(("Red Lake", "Iron Hill (1982 Film)"), False)),
+         Comparison(("Red Lake", "Iron Hill (1982 Film)"), False, frozenset({"birth"}))),
         ("Which film whose director is younger, Phalitamsha or Gladiators Seven?",
-         Comparison(("Phalitamsha", "Gladiators Seven"), False)),
+         Comparison(("Phalitamsha", "Gladiators Seven"), False, frozenset({"birth"}))),
         ("Who died earlier, Werner Mensching or Karel Zich?",
-         Comparison(("Werner Mensching", "Karel Zich"), True)),
+         Comparison(("Werner Mensching", "Karel Zich"), True, frozenset({"death"}))),
         # A title's "Last" does not set the direction; the question's own word does.
         ("Which film came out first, The Last Coupon or Red Lake?",
          Comparison(("The Last Coupon", "Red Lake"), True)),
@@ -92,6 +92,12 @@ def test_comparison_of_never_raises(text: str) -> None:
          ["When was Blue Harbor released?", "When was Red Lake released?"], ["1965", "1971"], None),
         ("Are Red Lake and Iron Hill from the same country?",
          ["When was Iron Hill released?", "When was Red Lake released?"], ["1965", "1971"], None),
+        # Birth dates do not answer who died first; a death date does.
+        ("Which film has the director who died first, Red Lake or Iron Hill?", BRIDGED,
+         ["Anna Kowal", "Yorick Bellamy", "3 May 1941", "1939"], None),
+        ("Which film has the director who died first, Red Lake or Iron Hill?",
+         [*BRIDGED[:2], "When did #1 die?", "When did #2 die?"],
+         ["Anna Kowal", "Yorick Bellamy", "3 May 1991", "1999"], "Red Lake"),
         # A plan that refers to itself does not loop.
         ("Which film came out first, Red Lake or Iron Hill?",
          ["When was #2 released?", "When was #1 released?"], ["1965", "1971"], None),
