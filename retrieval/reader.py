@@ -19,8 +19,8 @@ answers so far as seeds) and answered from its own `step_k` passages. A plain ch
 answer; a comparison of two dates ("which came out first, A or B?") is settled in code from the steps'
 dates (retrieval/comparison.py); otherwise (a yes/no, anything else) a last call composes the answer from
 the answers alone. Citations are the passages the steps cited. Only the step calls read passages, a few
-each. A step answered "unknown" is asked once more over its next `step_k` passages (the fact is often
-just below its first few). When a step still fails (its sub-query is rejected, its answer is "unknown", or it
+each. A step answered "unknown" is asked once more over twice as many passages (the fact is often just
+below its first few). When a step still fails (its sub-query is rejected, its answer is "unknown", or it
 names an answer that does not exist), the plan stops there and the forced last call reads the question's
 passages, those the steps cited, and the steps so far; the trace says which happened.
 """
@@ -271,8 +271,7 @@ class _Session:
                     if found is None:
                         wider = 2 * self.step_k
                         found = self.sub_step(sub_query, kind="retry", k=wider,
-                                              skip=set(self.result.trace[-1].retrieved_chunk_ids),
-                                              note=f"asked again over the next {self.step_k} passages")
+                                              note=f"asked again over {wider} passages")
                     if found is None:
                         return "failed"
                     answers.append(found)
@@ -322,15 +321,13 @@ class _Session:
         return (sibling, "sibling query") if sibling is not None else None
 
     def sub_step(self, sub_query: str, *, kind: Literal["model", "bridge", "retry"], note: str = "",
-                 k: int | None = None, skip: set[str] | None = None) -> str | None:
-        """Retrieve `k` (default: step_k) passages for `sub_query` and answer it from them, leaving out the
-        chunk ids in `skip` (passages an earlier try read in vain) unless nothing else is left; the answer,
-        None when unknown."""
+                 k: int | None = None) -> str | None:
+        """Retrieve `k` (default: step_k) passages for `sub_query` and answer it from them; the answer, None
+        when unknown."""
         # Start the walk from what the earlier steps found too: the second hop's entity is among them.
         seeds = [s.intermediate_answer for s in self.answered_steps() if s.intermediate_answer]
         ids = self.retrieve(sub_query, seeds, k or self.step_k)
-        own = [self.passages[self.numbers[cid] - 1] for cid in ids if cid not in (skip or ())]
-        own = own or [self.passages[self.numbers[cid] - 1] for cid in ids]
+        own = [self.passages[self.numbers[cid] - 1] for cid in ids]
         reply, _ = self.call("reader_intermediate", passages=self.render(own), question=sub_query)
         intermediate = _text(reply.get("answer")) if reply else None
         if not reply:
