@@ -97,8 +97,10 @@ def settle_by_date(question: str, plan: list[str], answers: list[str]) -> str | 
     dates: dict[str, list[datetime]] = {c: [] for c in comparison.candidates}
     for index, answer in enumerate(answers):
         date = parse_date(answer)
+        if date is None:
+            continue
         origin = _origin(index, plan, comparison.candidates, set())
-        if date is None or origin is None:
+        if origin is None:
             continue
         step_events = _events(plan[index])
         if comparison.events and step_events and not step_events & comparison.events:

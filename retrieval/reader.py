@@ -154,7 +154,6 @@ class _Session:
         self.retriever_fn, self.backend, self.k, self.max_tokens = retriever_fn, backend, k, max_tokens
         self.step_k = step_k
         self.step_citations: list[int] = []  # what the intermediate answers cited, in order
-        self.plan_answers: list[str] = []  # the decomposing reader's answers to its planned steps, in order
         self.budget_chars = int(context_tokens * CHARS_PER_TOKEN * PROMPT_SHARE)
         self.passages: list[RetrievedChunk] = []
         self.numbers: dict[str, int] = {}
@@ -241,7 +240,7 @@ class _Session:
             self.finish("reader_single", steps=None)
         elif outcome == "failed":
             self.force_final(self.first_and_cited())
-        elif (winner := settle_by_date(self.question, plan, self.plan_answers)) is not None:
+        elif (winner := settle_by_date(self.question, plan, self.known_answers())) is not None:
             # Before the chain rule: a comparison's plan can end in a step naming #1 whose answer is a date.
             self.result.trace.append(TraceStep(note="a comparison of dates settled from the steps' dates"))
             self.settle(winner, self.step_citations)
@@ -257,7 +256,7 @@ class _Session:
         if not plan:
             self.result.trace.append(TraceStep(note="the plan was unparseable or empty"))
             return "failed"
-        answers = self.plan_answers
+        answers: list[str] = []
         asked: list[str] = []
         for step in plan:
             sub_query = fill_placeholders(step, answers)
@@ -325,7 +324,7 @@ class _Session:
         """Retrieve `k` (default: step_k) passages for `sub_query` and answer it from them; the answer, None
         when unknown."""
         # Start the walk from what the earlier steps found too: the second hop's entity is among them.
-        seeds = [s.intermediate_answer for s in self.answered_steps() if s.intermediate_answer]
+        seeds = self.known_answers()
         ids = self.retrieve(sub_query, seeds, k or self.step_k)
         own = [self.passages[self.numbers[cid] - 1] for cid in ids]
         reply, _ = self.call("reader_intermediate", passages=self.render(own), question=sub_query)
@@ -359,7 +358,7 @@ class _Session:
             # A plain-text reply is most likely the answer itself (its first line); otherwise fall back
             # on the last intermediate answer, the best the trace holds.
             stripped = raw.strip().split("\n", 1)[0][:MAX_PLAIN_ANSWER_CHARS]
-            known = [s.intermediate_answer for s in self.answered_steps() if s.intermediate_answer]
+            known = self.known_answers()
             final = stripped if stripped and "{" not in stripped else (known[-1] if known else "")
         self.settle(final or "", reply.get("citations") if reply else None)
 
@@ -428,6 +427,10 @@ class _Session:
     def answered_steps(self) -> list[TraceStep]:
         """The sub-query steps that found an answer, in order."""
         return [s for s in self.result.trace if s.sub_query and s.intermediate_answer not in (None, UNKNOWN)]
+
+    def known_answers(self) -> list[str]:
+        """The answers those steps found, in order (for a followed plan: step n's answer is the n-th)."""
+        return [s.intermediate_answer for s in self.answered_steps() if s.intermediate_answer]
 
     def render_steps(self) -> str:
         """The steps so far as "- sub-query -> answer" lines; a try that a retry superseded is left out."""

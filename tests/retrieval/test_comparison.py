@@ -60,7 +60,8 @@ def test_parse_date(text: str, date: datetime | None) -> None:
 
 @given(st.text(max_size=60))
 def test_parse_date_never_raises(text: str) -> None:
-    assert parse_date(text) is None or isinstance(parse_date(text), datetime)
+    parsed = parse_date(text)
+    assert parsed is None or isinstance(parsed, datetime)
 
 
 @given(st.text(max_size=120))
