@@ -1,12 +1,13 @@
-"""The store, ingestion, extraction-throughput and embedding benchmark tables, generated from their
-committed result files (`eval/benchmarks/store_bench.py`, `ingest_bench.py`, `throughput_bench.py`,
-`embed_bench.py`) so the README never carries numbers copied by hand. `synthkg eval report --readme`
-writes each between its own markers:
+"""The store, ingestion, extraction-throughput, embedding and retrieval-ablation benchmark tables,
+generated from their committed result files (`eval/benchmarks/store_bench.py`, `ingest_bench.py`,
+`throughput_bench.py`, `embed_bench.py`, `retrieval_ablation.py`) so the README never carries numbers
+copied by hand. `synthkg eval report --readme` writes each between its own markers:
 
     <!-- eval-report:store:start -->       <!-- eval-report:store:end -->
     <!-- eval-report:ingest:start -->      <!-- eval-report:ingest:end -->
     <!-- eval-report:throughput:start -->  <!-- eval-report:throughput:end -->
     <!-- eval-report:embed:start -->       <!-- eval-report:embed:end -->
+    <!-- eval-report:ablation:start -->    <!-- eval-report:ablation:end -->
 """
 
 from __future__ import annotations
@@ -165,9 +166,38 @@ def embed_table(results_dir: Path) -> str | None:
     return "\n".join(lines)
 
 
+def ablation_table(results_dir: Path) -> str | None:
+    """Recall of each graph-retrieval stage added one at a time (eval/benchmarks/retrieval_ablation.py),
+    one table per dataset (its newest run over the most passages)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for _, data in _benchmark_files(results_dir, "retrieval_ablation"):
+        kept = newest.get(data["dataset"])
+        if kept is None or (data["passages"], data["date"]) > (kept["passages"], kept["date"]):
+            newest[data["dataset"]] = data
+    if not newest:
+        return None
+    parts = []
+    for name in sorted(newest):
+        run = newest[name]
+        lines = [
+            f"{name}, {run['questions']} questions over {run['passages']:,} recorded passages "
+            f"({run['date'][:10]}):",
+            "",
+            "| stage | what it adds | recall@2 | recall@5 | recall@5 / dense | p50 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in run["rows"]:
+            ratio = f"{row['x_dense_recall@5']:.2f}x" if row.get("x_dense_recall@5") else "–"
+            lines.append(f"| {row['stage']} | {row['adds']} | {row['recall@2']:.3f} | {row['recall@5']:.3f} "
+                         f"| {ratio} | {row['latency_ms_p50']:.0f} ms |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
 TABLES: dict[str, Callable[[Path], str | None]] = {
     "store": store_table,
     "ingest": ingest_table,
     "throughput": throughput_table,
     "embed": embed_table,
+    "ablation": ablation_table,
 }

@@ -214,10 +214,8 @@ class _Run:
         """The run's configuration; the graph retrievers' parameters when a mode uses them."""
         from eval.result_files import EvalConfig
         from retrieval.modes import GRAPH_MODES
-        from retrieval.retrievers import RetrievalParams
-
         if any(m.split("/")[0] in GRAPH_MODES for m in modes):
-            fields["retrieval_params"] = RetrievalParams().model_dump()
+            fields["retrieval_params"] = self.settings.retrieval.params().model_dump()
         llm = self.settings.llm
         uses_llm = (self.extractor != "none" and not self.records) or fields.get("reader") is not None
         if self.records:
@@ -324,7 +322,8 @@ def retrieval_command(
         data = _load(dataset, corpus, limit, distractors, supporting_only, replay if recorded_only else None)
         job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress, records, replay)
         with job.prepared.open_store() as store:
-            result = eval_retrieval(data, store, job.index(), chosen, ks, progress=progress)
+            result = eval_retrieval(data, store, job.index(), chosen, ks,
+                                    params=settings.retrieval.params(), progress=progress)
         config = job.config(chosen, ks=ks, chunk_depth=result.chunk_depth,
                             **_subset(limit, distractors, supporting_only, recorded_only))
         job.write("retrieval", config, result.rows, result.aggregates, job.cost(result.wall_seconds), out)
@@ -386,6 +385,7 @@ def qa_command(
             for mode in chosen:
                 result = eval_qa(data, store, index, backend, mode, reader.value, k,
                                  max_iterations=max_iterations, step_k=step_k,
+                                 params=settings.retrieval.params(),
                                  context_tokens=settings.llm.context_size,
                                  max_tokens=max_tokens, progress=progress)
                 rows += result.rows

@@ -20,6 +20,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, model_validator
 
 from retrieval.retrievers import Mode, RetrievalParams, RetrievalResult, retrieve
+from synthkg.config import RetrievalSettings
 from synthkg.indexes import SearchIndex
 from synthkg.store.base import GraphStore
 
@@ -33,9 +34,9 @@ class SynthKGRetriever(BaseRetriever):
     graph: Any = Field(None, description="a synthkg.api.KnowledgeGraph")
     store: GraphStore | None = None
     index: SearchIndex | None = None
-    k: int = Field(5, ge=1)
-    mode: Mode = "graph"
-    params: RetrievalParams | None = None
+    k: int | None = Field(None, ge=1, description="default: the graph's [retrieval] k, else 5")
+    mode: Mode | None = Field(None, description="default: the graph's [retrieval] mode, else graph")
+    params: RetrievalParams | None = Field(None, description="default: the graph's [retrieval] knobs")
 
     @model_validator(mode="after")
     def _one_source(self) -> SynthKGRetriever:
@@ -47,7 +48,9 @@ class SynthKGRetriever(BaseRetriever):
         if self.graph is not None:
             return self.graph.retrieve(query, k=self.k, mode=self.mode, params=self.params)
         assert self.store is not None and self.index is not None
-        return retrieve(query, self.k, self.mode, store=self.store, index=self.index, params=self.params)
+        defaults = RetrievalSettings()
+        return retrieve(query, self.k or defaults.k, self.mode or defaults.mode, store=self.store,
+                        index=self.index, params=self.params)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun

@@ -23,27 +23,11 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 from scipy import sparse
 
+from synthkg.config import PassageGraphParams
 from synthkg.indexes import SearchIndex, top_k
 from synthkg.store.base import GraphStore
-
-
-class PassageGraphParams(BaseModel):
-    """Knobs of the whole-corpus PPR; the defaults are HippoRAG 2's where it has one."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    top_facts: int = Field(5, ge=1, description="propositions whose entities seed the walk")
-    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="dense share of the facts' hybrid score")
-    passage_reset: float = Field(0.05, ge=0.0, le=1.0, description="share of the reset mass on passages")
-    damping: float = Field(0.5, gt=0.0, lt=1.0, description="probability of following an edge")
-    synonym_min: float = Field(0.8, ge=-1.0, le=1.0, description="cosine for a synonym edge")
-    synonyms_per_entity: int = Field(5, ge=0, description="nearest names considered per entity")
-    iterations: int = Field(50, ge=1, description="power iterations at most")
-    tolerance: float = Field(1e-8, gt=0.0, description="stop when the L1 change falls below this")
-    evidence_per_chunk: int = Field(3, ge=1)
 
 
 @dataclass

@@ -41,10 +41,11 @@ from typing import ClassVar
 
 import networkx as nx
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from retrieval.modes import MODES, Mode, require_question
-from retrieval.passage_graph import PassageGraphParams, passage_graph, score_passages
+from retrieval.passage_graph import passage_graph, score_passages
+from synthkg.config import RetrievalParams
 from synthkg.indexes import STOPWORDS, SearchIndex, matched_runs, top_k
 from synthkg.model import Chunk, Document, Entity, Proposition, Relation, normalize_name
 from synthkg.store.base import GraphStore
@@ -74,54 +75,6 @@ class RetrievalResult(BaseModel):
     @property
     def chunk_ids(self) -> list[str]:
         return [c.chunk_id for c in self.chunks]
-
-
-class RetrievalParams(BaseModel):
-    """Knobs of the graph and PPR retrievers; the defaults are the tested ones."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    top_propositions: int = Field(20, ge=1, description="M: propositions taken by the hybrid score")
-    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="dense share of the hybrid score")
-    hops: int = Field(1, ge=0, le=3, description="subgraph radius around the seed entities")
-    max_entities: int = Field(100, ge=1, description="closest subgraph entities whose propositions we read")
-    question_entity_min_similarity: float = Field(0.6, ge=-1.0, le=1.0)
-    span_entity_min_similarity: float = Field(0.8, ge=-1.0, le=1.0)
-    entities_per_query: int = Field(3, ge=1, description="entities linked per question / name span")
-    title_seed_weight: float = Field(
-        1.0,
-        ge=0.0,
-        description="seed weight of the entities of the passages whose document title the question names "
-        "('... of film Talk About A Stranger'): the passage is a start even when its extraction named the "
-        "film otherwise ('1952 American film noir'); 0: titles are not matched",
-    )
-    named_seeds_only: bool = Field(
-        True,
-        description="link only entities whose name has a capitalized word or a number: common nouns of the "
-        "question ('director', 'film', 'place of birth') match hub entities of the whole corpus and pull "
-        "their passages first (2Wiki, 37 questions over 605 passages: graph recall@5 0.635 with them)",
-    )
-    proposition_seed_weight: float = Field(
-        0.5,
-        ge=0.0,
-        le=1.0,
-        description="anchor weight of the top propositions' entities when the question links no entity; "
-        "PPR: reset share of the top propositions (the question's entities have 1)",
-    )
-    graph_weight: float = Field(0.5, ge=0.0, description="weight of graph closeness in proposition scores")
-    hop_decay: float = Field(0.5, gt=0.0, le=1.0, description="closeness lost per hop")
-    sum_bonus: float = Field(0.1, ge=0.0, le=1.0, description="share of a chunk's other propositions' scores")
-    chunk_weight: float = Field(0.2, ge=0.0, description="weight of the chunk's own dense score")
-    damping: float = Field(
-        0.85,
-        gt=0.0,
-        lt=1.0,
-        description="PPR: probability of following an edge (0.5 kept the mass too near the seeds to "
-        "reach a bridge entity's passage in the 2-hop test)",
-    )
-    evidence_per_chunk: int = Field(3, ge=1, description="propositions and paths kept per chunk")
-    rerank_depth: int = Field(20, ge=1, description="candidates handed to the re-ranker")
-    hippo: PassageGraphParams = Field(default_factory=PassageGraphParams, description="mode hippo's knobs")
 
 
 Reranker = Callable[[str, list[RetrievedChunk]], list[RetrievedChunk]]

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from synthkg.model import Document, StoreCounts
 
 _NEO4J_URI = re.compile(r"^(bolt|neo4j)(\+s|\+ssc)?://", re.IGNORECASE)
-READER_MAX_TOKENS = 256  # a reader reply is a short answer or one sub-query
 
 
 class EmptyStoreError(StoreError):
@@ -251,46 +250,56 @@ class KnowledgeGraph:
 
     # --- asking --------------------------------------------------------------------------------------
     def retrieve(
-        self, question: str, k: int = 5, mode: Mode = "graph", *, params: RetrievalParams | None = None
+        self,
+        question: str,
+        k: int | None = None,
+        mode: Mode | None = None,
+        *,
+        params: RetrievalParams | None = None,
     ) -> RetrievalResult:
-        """The top-`k` chunks for `question`, with their propositions and entity paths. Uses no LLM."""
+        """The top-`k` chunks for `question`, with their propositions and entity paths. Uses no LLM.
+        `k`, `mode` and `params` default to the settings' `[retrieval]` (k 5, mode graph)."""
         from retrieval.retrievers import retrieve
 
         require_question(question)
         store, index = self._searchable()
-        return retrieve(question, k, mode, store=store, index=index, params=params)
+        chosen = self.settings.retrieval
+        return retrieve(question, k or chosen.k, mode or chosen.mode, store=store, index=index,
+                        params=params or chosen.params())
 
     def query(
         self,
         question: str,
         *,
-        mode: Mode = "graph",
-        reader: ReaderMode = "iterative",
-        k: int = 5,
+        mode: Mode | None = None,
+        reader: ReaderMode | None = None,
+        k: int | None = None,
         max_iterations: int | None = None,
         params: RetrievalParams | None = None,
-        max_tokens: int = READER_MAX_TOKENS,
+        max_tokens: int | None = None,
         step_k: int | None = None,
     ) -> Answer:
         """Answer `question` from retrieved chunks, with citations: `reader="iterative"` asks sub-queries
         (IterDRAG) for at most `max_iterations` steps (default 3); `"decompose"` plans single-fact
         sub-questions in one call (at most `max_iterations`, default 4), answers each from its own `step_k`
-        chunks (default `k`) and composes the answer (fewer tokens); `"single"` answers in one call."""
+        chunks (default `k`) and composes the answer (fewer tokens); `"single"` answers in one call.
+        What the call leaves out comes from the settings' `[retrieval]` and `[reader]` sections."""
         from retrieval.reader import answer
         from retrieval.retrievers import make_retriever
 
         require_question(question)
         store, index = self._searchable()
+        chosen, read = self.settings.retrieval, self.settings.reader
         return answer(
             question,
-            make_retriever(store, index, mode, params),
+            make_retriever(store, index, mode or chosen.mode, params or chosen.params()),
             self._cached_backend(),
-            mode=reader,
-            max_iterations=max_iterations,
-            k=k,
-            step_k=step_k,
+            mode=reader or read.mode,
+            max_iterations=max_iterations or read.max_iterations,
+            k=k or chosen.k,
+            step_k=step_k or read.step_k,
             context_tokens=self.settings.llm.context_size,
-            max_tokens=max_tokens,
+            max_tokens=max_tokens or read.max_tokens,
         )
 
     def stats(self) -> StoreCounts:

@@ -441,12 +441,15 @@ ReaderOption = StrEnum("ReaderOption", {mode: mode for mode in READER_MODES})
 
 QuestionArg = Annotated[str, typer.Argument(help="The question, in quotes.")]
 ModeOpt = Annotated[
-    RetrievalModeOption,
-    typer.Option("--mode", help="graph: propositions + entity graph (default); ppr: personalized PageRank "
-                 "over the graph; hippo: PageRank over the whole corpus graph of entities and passages; "
-                 "bm25 / dense: plain chunk search baselines."),
+    RetrievalModeOption | None,
+    typer.Option("--mode", help="graph: propositions + entity graph; ppr: personalized PageRank over the "
+                 "graph; hippo: PageRank over the whole corpus graph of entities and passages; bm25 / dense: "
+                 "plain chunk search baselines. Default: the settings' [retrieval] mode (graph)."),
 ]
-KOpt = Annotated[int, typer.Option("--k", min=1, help="Chunks retrieved per (sub-)query.")]
+KOpt = Annotated[
+    int | None,
+    typer.Option("--k", min=1, help="Chunks retrieved per (sub-)query (default: [retrieval] k, 5)."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 TEXT_PREVIEW_CHARS = 200
 
@@ -563,17 +566,19 @@ def _title(store: Any, document_id: str) -> str:
 def query(
     ctx: typer.Context,
     question: QuestionArg,
-    mode: ModeOpt = RetrievalModeOption.graph,
+    mode: ModeOpt = None,
     reader: Annotated[
         ReaderOption | None, typer.Option(
-            "--reader", help="iterative (default): the reader asks sub-queries (IterDRAG) until it can "
-            "answer; decompose: one call plans single-fact sub-questions, each answered from its own "
-            "passages, then one call composes the answer (fewer tokens); single: one retrieval, one call.")
+            "--reader", help="iterative: the reader asks sub-queries (IterDRAG) until it can answer; "
+            "decompose: one call plans single-fact sub-questions, each answered from its own passages, then "
+            "one call composes the answer (fewer tokens); single: one retrieval, one call. Default: the "
+            "settings' [reader] mode (iterative).")
     ] = None,
     iterative: Annotated[
-        bool, typer.Option("--iterative/--single", help="Shorthands: --reader iterative / --reader single.")
-    ] = True,
-    k: KOpt = 5,
+        bool | None,
+        typer.Option("--iterative/--single", help="Shorthands: --reader iterative / --reader single."),
+    ] = None,
+    k: KOpt = None,
     max_iterations: MaxIterationsOpt = None,
     step_k: StepKOpt = None,
     as_json: JsonOpt = False,
@@ -593,9 +598,10 @@ def query(
 
     settings = with_llm(settings_of(ctx), backend, model, base_url)
     with KnowledgeGraph(settings) as kg:
-        chosen = reader.value if reader is not None else ("iterative" if iterative else "single")
-        result = _guard(lambda: kg.query(question, mode=mode.value, k=k, max_iterations=max_iterations,
-                                         step_k=step_k, reader=chosen))
+        chosen = (reader.value if reader is not None
+                  else None if iterative is None else "iterative" if iterative else "single")
+        result = _guard(lambda: kg.query(question, mode=mode.value if mode else None, k=k,
+                                         max_iterations=max_iterations, step_k=step_k, reader=chosen))
         if html is not None:
             _write_answer_html(kg.store, result, html, err=as_json)
         if as_json:
@@ -648,8 +654,8 @@ def _write_answer_html(store: Any, result: Any, output: Path, *, err: bool) -> N
 def retrieve_command(
     ctx: typer.Context,
     question: QuestionArg,
-    mode: ModeOpt = RetrievalModeOption.graph,
-    k: KOpt = 5,
+    mode: ModeOpt = None,
+    k: KOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the chunks retrieved for a question, with the propositions and entity paths that led to
@@ -657,7 +663,7 @@ def retrieve_command(
     from synthkg.api import KnowledgeGraph
 
     with KnowledgeGraph(settings_of(ctx)) as kg:
-        result = _guard(lambda: kg.retrieve(question, k=k, mode=mode.value))
+        result = _guard(lambda: kg.retrieve(question, k=k, mode=mode.value if mode else None))
         if as_json:
             echo(result.model_dump_json(indent=2))
             return

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -147,6 +147,104 @@ class EmbeddingSettings(BaseModel):
     threads: int | None = 1
 
 
+# --- retrieval and reader ------------------------------------------------------------------------------
+# The mode names live here, below every layer, so that the settings can be typed with them; the retrievers
+# and readers themselves are in retrieval/ (retrieval/modes.py re-exports these).
+RetrievalMode = Literal["bm25", "dense", "graph", "ppr", "hippo"]
+ReaderMode = Literal["iterative", "decompose", "single"]
+
+
+class PassageGraphParams(BaseModel):
+    """Knobs of the whole-corpus PPR; the defaults are HippoRAG 2's where it has one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    top_facts: int = Field(5, ge=1, description="propositions whose entities seed the walk")
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="dense share of the facts' hybrid score")
+    passage_reset: float = Field(0.05, ge=0.0, le=1.0, description="share of the reset mass on passages")
+    damping: float = Field(0.5, gt=0.0, lt=1.0, description="probability of following an edge")
+    synonym_min: float = Field(0.8, ge=-1.0, le=1.0, description="cosine for a synonym edge")
+    synonyms_per_entity: int = Field(5, ge=0, description="nearest names considered per entity")
+    iterations: int = Field(50, ge=1, description="power iterations at most")
+    tolerance: float = Field(1e-8, gt=0.0, description="stop when the L1 change falls below this")
+    evidence_per_chunk: int = Field(3, ge=1)
+
+
+class RetrievalParams(BaseModel):
+    """Knobs of the graph and PPR retrievers; the defaults are the tested ones."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    top_propositions: int = Field(20, ge=1, description="M: propositions taken by the hybrid score")
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="dense share of the hybrid score")
+    hops: int = Field(1, ge=0, le=3, description="subgraph radius around the seed entities")
+    max_entities: int = Field(100, ge=1, description="closest subgraph entities whose propositions we read")
+    question_entity_min_similarity: float = Field(0.6, ge=-1.0, le=1.0)
+    span_entity_min_similarity: float = Field(0.8, ge=-1.0, le=1.0)
+    entities_per_query: int = Field(3, ge=1, description="entities linked per question / name span")
+    title_seed_weight: float = Field(
+        1.0,
+        ge=0.0,
+        description="seed weight of the entities of the passages whose document title the question names "
+        "('... of film Talk About A Stranger'): the passage is a start even when its extraction named the "
+        "film otherwise ('1952 American film noir'); 0: titles are not matched",
+    )
+    named_seeds_only: bool = Field(
+        True,
+        description="link only entities whose name has a capitalized word or a number: common nouns of the "
+        "question ('director', 'film', 'place of birth') match hub entities of the whole corpus and pull "
+        "their passages first (2Wiki, 37 questions over 605 passages: graph recall@5 0.635 with them)",
+    )
+    proposition_seed_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="anchor weight of the top propositions' entities when the question links no entity; "
+        "PPR: reset share of the top propositions (the question's entities have 1)",
+    )
+    graph_weight: float = Field(0.5, ge=0.0, description="weight of graph closeness in proposition scores")
+    hop_decay: float = Field(0.5, gt=0.0, le=1.0, description="closeness lost per hop")
+    sum_bonus: float = Field(0.1, ge=0.0, le=1.0, description="share of a chunk's other propositions' scores")
+    chunk_weight: float = Field(0.2, ge=0.0, description="weight of the chunk's own dense score")
+    damping: float = Field(
+        0.85,
+        gt=0.0,
+        lt=1.0,
+        description="PPR: probability of following an edge (0.5 kept the mass too near the seeds to "
+        "reach a bridge entity's passage in the 2-hop test)",
+    )
+    evidence_per_chunk: int = Field(3, ge=1, description="propositions and paths kept per chunk")
+    rerank_depth: int = Field(20, ge=1, description="candidates handed to the re-ranker")
+    hippo: PassageGraphParams = Field(default_factory=PassageGraphParams, description="mode hippo's knobs")
+
+
+class RetrievalSettings(RetrievalParams):
+    """`[retrieval]`: the default mode and k of `synthkg query|retrieve` and the API, and the graph
+    retrievers' knobs (`[retrieval.hippo]` for mode hippo's)."""
+
+    mode: RetrievalMode = Field("graph", description="retrieval mode when none is given")
+    k: int = Field(5, ge=1, description="chunks retrieved per (sub-)query when none is given")
+
+    def params(self) -> RetrievalParams:
+        """The retrievers' knobs alone (what result files record)."""
+        return RetrievalParams(**self.model_dump(exclude={"mode", "k"}))
+
+
+class ReaderSettings(BaseModel):
+    """`[reader]`: how `synthkg query` and `KnowledgeGraph.query` answer when the call does not say."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: ReaderMode = Field(
+        "iterative",
+        description="iterative: sub-queries until the reader can answer (IterDRAG); decompose: one call "
+        "plans single-fact steps, each answered from its own passages (fewer tokens); single: one call",
+    )
+    max_iterations: int | None = Field(None, ge=1, description="sub-query steps (default: the reader's own)")
+    step_k: int | None = Field(None, ge=1, description="chunks per decompose step (default: k)")
+    max_tokens: int = Field(256, ge=16, description="a reader reply is a short answer or one sub-query")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SYNTHKG_",
@@ -158,6 +256,8 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    reader: ReaderSettings = Field(default_factory=ReaderSettings)
     cache_dir: Path = Field(default_factory=default_cache_dir, description="models and LLM call cache")
     data_dir: Path = Field(Path(".synthkg"), description="run records and indexes")
 

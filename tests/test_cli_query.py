@@ -120,6 +120,36 @@ def test_retrieve_shows_chunks_with_their_evidence(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("hashing")
+def test_retrieval_and_reader_defaults_come_from_the_settings(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    store, _ = graph(tmp_path, HashingEmbedder())
+    config = tmp_path / "synthkg.toml"
+    config.write_text('[retrieval]\nmode = "dense"\nk = 2\n\n[reader]\nmode = "decompose"\nstep_k = 1\n')
+    code, output = invoke("--config", str(config), "--store-path", store, "retrieve", QUESTION, "--json")
+    assert code == 0, output
+    result = json.loads(output)
+    assert result["mode"] == "dense" and len(result["chunks"]) == 2
+    # An option still wins over the file.
+    code, output = invoke("--config", str(config), "--store-path", store, "retrieve", QUESTION, "--k", "3",
+                          "--mode", "graph", "--json")
+    assert json.loads(output)["mode"] == "graph" and len(json.loads(output)["chunks"]) == 3
+
+    code, output = invoke("--config", str(config), "--store-path", store, "query", QUESTION, "--json")
+    assert code == 0, output
+    answer = json.loads(output)
+    assert answer["mode"] == "decompose"
+    assert [len(s["retrieved_chunk_ids"]) for s in answer["trace"]][:3] == [2, 1, 1]  # k 2, step_k 1
+    code, output = invoke("--config", str(config), "--store-path", store, "query", QUESTION, "--single",
+                          "--json")
+    assert json.loads(output)["mode"] == "single"
+
+    # Environment variables reach the nested knobs; a bad value is one line, not a traceback.
+    monkeypatch.setenv("SYNTHKG_RETRIEVAL__HOPS", "9")
+    code, output = invoke("--store-path", store, "retrieve", QUESTION)
+    assert code != 0 and "hops" in output
+
+
+@pytest.mark.usefixtures("hashing")
 def test_user_errors_are_one_line(tmp_path: Path) -> None:
     store, _ = graph(tmp_path, HashingEmbedder())
     code, output = invoke("--store-path", store, "query", "  ")

@@ -95,6 +95,13 @@ def test_wraps_a_knowledge_graph(tmp_path: Path, indexed: Indexed) -> None:
         via_graph = SynthKGRetriever(graph=kg, k=4, mode="ppr").invoke(QUESTION)
     assert [d.id for d in via_graph] == [d.id for d in direct]
 
+    # Without k and mode the retriever takes the graph's [retrieval] settings.
+    settings = settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"mode": "ppr",
+                                                                                           "k": 4})})
+    with KnowledgeGraph.open(tmp_path / "store", settings=settings, embedder=HashingEmbedder()) as kg:
+        configured = SynthKGRetriever(graph=kg).invoke(QUESTION)
+    assert [d.id for d in configured] == [d.id for d in direct]
+
 
 def test_needs_exactly_one_source(indexed: Indexed) -> None:
     store, index, _ = indexed
