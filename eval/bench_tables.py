@@ -183,13 +183,18 @@ def ablation_table(results_dir: Path) -> str | None:
             f"{name}, {run['questions']} questions over {run['passages']:,} recorded passages "
             f"({run['date'][:10]}):",
             "",
-            "| stage | what it adds | recall@2 | recall@5 | recall@5 / dense | p50 |",
-            "|---|---|---|---|---|---|",
+            "| stage | what it adds | recall@2 | recall@5 | recall@5 / dense | answer@5 | p50 |",
+            "|---|---|---|---|---|---|---|",
         ]
+
+        def value(row: dict[str, Any], key: str) -> str:
+            return "–" if row.get(key) is None else f"{row[key]:.3f}"
+
         for row in run["rows"]:
             ratio = f"{row['x_dense_recall@5']:.2f}x" if row.get("x_dense_recall@5") else "–"
-            lines.append(f"| {row['stage']} | {row['adds']} | {row['recall@2']:.3f} | {row['recall@5']:.3f} "
-                         f"| {ratio} | {row['latency_ms_p50']:.0f} ms |")
+            recall = f"{value(row, 'recall@2')} | {value(row, 'recall@5')}"
+            lines.append(f"| {row['stage']} | {row['adds']} | {recall} | {ratio} | {value(row, 'answer@5')} "
+                         f"| {row['latency_ms_p50']:.0f} ms |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 

@@ -2,7 +2,8 @@
 
 Answers: SQuAD's normalization (lowercase, no punctuation, no articles a/an/the, single spaces), exact
 match and token F1, each the best over the answer and its aliases. Retrieval: recall@k and hits@k of
-the gold supporting passages in a ranked list. KG coverage: the Distill-SynthKG measure of how many
+the gold supporting passages in a ranked list, and answer@k (the answer string in the top k) where a
+dataset has no supporting passages. KG coverage: the Distill-SynthKG measure of how many
 gold triples an extracted graph states, by embedding similarity (plus token F1 as a lexical check)."""
 
 from __future__ import annotations
@@ -78,6 +79,23 @@ def recall_at_k(ranked_ids: Sequence[str], gold_ids: Iterable[str], k: int) -> f
     if not gold:
         raise ValueError("recall@k needs at least one gold passage id")
     return len(gold.intersection(ranked_ids[:k])) / len(gold)
+
+
+# Answers that any passage could contain by chance, or that are not spans at all (comparison questions):
+# answer@k says nothing about them.
+UNSPANNABLE_ANSWERS = frozenset({"yes", "no", "unknown", "none"})
+
+
+def answer_at_k(ranked_texts: Sequence[str], golds: str | Iterable[str], k: int) -> float | None:
+    """1.0 when the answer or an alias occurs, as whole normalized tokens, in any of the first k passage
+    texts (DPR's top-k accuracy: a proxy for recall where a dataset gives no supporting passages); None
+    when no gold can be told apart from chance (a yes/no answer, or nothing left after normalization)."""
+    _check_k(k)
+    answers = [a for a in (normalize_answer(g) for g in _golds(golds)) if a and a not in UNSPANNABLE_ANSWERS]
+    if not answers:
+        return None
+    texts = [f" {normalize_answer(t)} " for t in ranked_texts[:k]]
+    return float(any(f" {a} " in text for a in answers for text in texts))
 
 
 def hits_at_k(ranked_ids: Sequence[str], gold_ids: Iterable[str], k: int) -> float:

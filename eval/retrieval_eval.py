@@ -8,8 +8,9 @@ from collections.abc import Iterable, Sequence
 
 from tqdm.auto import tqdm
 
-from eval.datasets import Dataset
+from eval.datasets import Dataset, Question
 from eval.metrics import (
+    answer_at_k,
     hits_at_k,
     recall_at_k,
 )
@@ -96,7 +97,7 @@ def eval_retrieval(
                     mode=mode,
                     gold=question.supporting_passage_ids,
                     retrieved=ranked,
-                    metrics=_retrieval_metrics(ranked, question.supporting_passage_ids, ks),
+                    metrics=_retrieval_metrics(ranked, question, ks, dataset),
                     latency_ms=round(latency, 3),
                 )
             )
@@ -107,22 +108,38 @@ def eval_retrieval(
     return RetrievalEval(rows=rows, aggregates=aggregates, chunk_depth=depth, wall_seconds=wall)
 
 
-def _retrieval_metrics(ranked: list[str], gold: list[str], ks: Sequence[int]) -> dict[str, float]:
-    if not gold:
-        return {}
-    metrics = {f"recall@{k}": recall_at_k(ranked, gold, k) for k in ks}
-    metrics.update({f"hits@{k}": hits_at_k(ranked, gold, k) for k in ks})
+def _retrieval_metrics(ranked: list[str], question: Question, ks: Sequence[int], dataset: Dataset
+                       ) -> dict[str, float]:
+    """recall@k and hits@k of the gold passages, and answer@k (the answer in the top k passages' titles or
+    texts; left out for yes/no answers)."""
+    gold = question.supporting_passage_ids
+    metrics: dict[str, float] = {}
+    if gold:
+        metrics.update({f"recall@{k}": recall_at_k(ranked, gold, k) for k in ks})
+        metrics.update({f"hits@{k}": hits_at_k(ranked, gold, k) for k in ks})
+    texts = [f"{p.title or ''}. {p.text}" for pid in ranked if (p := dataset.passage_index.get(pid))]
+    for k in ks:
+        found = answer_at_k(texts, question.golds, k)
+        if found is not None:
+            metrics[f"answer@{k}"] = found
     return metrics
 
 
 def _summarize(rows: Sequence[RetrievalRow], questions: int) -> ModeSummary:
-    scored = [r for r in rows if r.metrics]
-    names = list(dict.fromkeys(name for r in scored for name in r.metrics))
+    """Each metric averaged over the questions that have it: recall@k over those with supporting passages,
+    answer@k over those whose answer is a span."""
+    scored = [r for r in rows if any(name.startswith("recall@") for name in r.metrics)]
+    names = list(dict.fromkeys(name for r in rows for name in r.metrics))
     skipped = questions - len(scored)
+    answered = sum(1 for r in rows if any(name.startswith("answer@") for name in r.metrics))
+    notes = []
+    if skipped:
+        notes.append(f"{skipped} question(s) without supporting passages: answer@k only "
+                     f"({answered} of {questions} have a span answer)")
     return ModeSummary(
-        n=len(scored),
+        n=len(scored) or answered,
         skipped=skipped,
-        metrics={name: mean_or_none(r.metrics[name] for r in scored) for name in names},
+        metrics={name: mean_or_none(r.metrics[name] for r in rows if name in r.metrics) for name in names},
         **latency_stats([r.latency_ms for r in rows]),
-        notes=[f"{skipped} question(s) without supporting passages: latency only"] if skipped else [],
+        notes=notes,
     )

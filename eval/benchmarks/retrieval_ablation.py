@@ -105,7 +105,7 @@ def run_stages(data: Dataset, store: Any, index: Any, base: RetrievalParams,
         summary = result.aggregates[stage.mode]
         rows.append({
             "stage": stage.name, "mode": stage.mode, "adds": stage.adds, "overrides": stage.overrides,
-            "n": summary.n, **{k: summary.metrics.get(k) for k in ("recall@2", "recall@5")},
+            "n": summary.n, **{k: summary.metrics.get(k) for k in ("recall@2", "recall@5", "answer@5")},
             "latency_ms_p50": summary.latency_ms_p50,
         })
     dense = next((r["recall@5"] for r in rows if r["stage"] == "dense"), None)
@@ -147,8 +147,9 @@ def main(
     path = out or RESULTS / f"retrieval_ablation-{data.name}-{len(data.passages)}p.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     for row in rows:
-        typer.echo(f"{row['stage']:>32}: recall@2 {row['recall@2']:.3f}  recall@5 {row['recall@5']:.3f}  "
-                   f"({row['x_dense_recall@5']}x dense)  p50 {row['latency_ms_p50']:.1f} ms")
+        typer.echo(f"{row['stage']:>32}: recall@2 {row['recall@2']}  recall@5 {row['recall@5']}  "
+                   f"({row['x_dense_recall@5']}x dense)  answer@5 {row['answer@5']}  "
+                   f"p50 {row['latency_ms_p50']:.1f} ms")
     typer.echo(f"wrote {path}")
 
 

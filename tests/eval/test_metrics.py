@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from eval.metrics import (
     aggregate,
+    answer_at_k,
     exact_match,
     f1_score,
     hits_at_k,
@@ -82,6 +83,28 @@ def test_hits_at_k() -> None:
     assert hits_at_k(ranked, ["a", "b"], 2) == 0.0
     assert hits_at_k(ranked, ["a", "b"], 3) == 1.0
     assert hits_at_k(ranked, ["a"], 100) == 1.0
+
+
+def test_answer_at_k_matches_whole_normalized_tokens_in_the_top_k() -> None:
+    texts = ["Kiss and Tell is a 1945 film.", "Shirley Temple served as Chief of Protocol of the U.S."]
+    assert answer_at_k(texts, ["chief of protocol"], 2) == 1.0
+    assert answer_at_k(texts, ["Chief of Protocol"], 1) == 0.0  # only in the second passage
+    assert answer_at_k(texts, ["Protocol Officer", "the Chief of Protocol"], 2) == 1.0  # an alias, articles
+    assert answer_at_k(texts, ["194"], 2) == 0.0  # a token's prefix is not the answer
+    assert answer_at_k(texts, ["1945"], 1) == 1.0
+    # Yes/no answers are in most passages by chance: not scored.
+    assert answer_at_k(["yes, no"], ["yes"], 1) is None and answer_at_k(texts, ["The"], 2) is None
+    with pytest.raises(ValueError, match="k must be"):
+        answer_at_k(texts, ["x"], 0)
+
+
+@given(st.lists(st.text(max_size=40), max_size=5), st.lists(st.text(max_size=20), min_size=1, max_size=3),
+       st.integers(1, 6))
+def test_answer_at_k_never_raises_and_grows_with_k(texts: list[str], golds: list[str], k: int) -> None:
+    found = answer_at_k(texts, golds, k)
+    assert found in (None, 0.0, 1.0)
+    if found == 1.0:
+        assert answer_at_k(texts, golds, k + 1) == 1.0
 
 
 @pytest.mark.parametrize("metric", [recall_at_k, hits_at_k])
