@@ -6,6 +6,7 @@ after a crash), runs, and writes one JSON result file into --out (default eval/r
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -217,7 +218,8 @@ class _Run:
         if any(m.split("/")[0] in GRAPH_MODES for m in modes):
             fields["retrieval_params"] = self.settings.retrieval.params().model_dump()
         llm = self.settings.llm
-        uses_llm = (self.extractor != "none" and not self.records) or fields.get("reader") is not None
+        uses_llm = ((self.extractor != "none" and not self.records) or fields.get("reader") is not None
+                    or bool(fields.get("fact_filter")))
         if self.records:
             fields["records"] = self.records
         return EvalConfig(
@@ -317,14 +319,21 @@ def retrieval_command(
 
     def run() -> None:
         from eval.retrieval_eval import eval_retrieval
+        from retrieval.fact_filter import llm_fact_filter
 
         replay = _replay(records, recorded_only)
         data = _load(dataset, corpus, limit, distractors, supporting_only, replay if recorded_only else None)
         job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress, records, replay)
-        with job.prepared.open_store() as store:
-            result = eval_retrieval(data, store, job.index(), chosen, ks,
-                                    params=settings.retrieval.params(), progress=progress)
-        config = job.config(chosen, ks=ks, chunk_depth=result.chunk_depth,
+        params = settings.retrieval.params()
+        filtering = "hippo" in chosen and params.hippo.fact_filter
+        # The LLM is started only for the fact filter: plain retrieval makes no call.
+        with job.prepared.open_store() as store, (
+            job.runtime.cached_backend() if filtering else nullcontext()
+        ) as backend:
+            result = eval_retrieval(data, store, job.index(), chosen, ks, params=params,
+                                    fact_filter=llm_fact_filter(backend) if backend else None,
+                                    progress=progress)
+        config = job.config(chosen, ks=ks, chunk_depth=result.chunk_depth, fact_filter=filtering,
                             **_subset(limit, distractors, supporting_only, recorded_only))
         job.write("retrieval", config, result.rows, result.aggregates, job.cost(result.wall_seconds), out)
 

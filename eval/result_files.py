@@ -124,6 +124,7 @@ class EvalConfig(BaseModel):
     recorded_only: bool = Field(False, description="only the passages the records cover and the questions "
                                 "whose supporting passages are all among them")
     retrieval_params: dict[str, Any] | None = None
+    fact_filter: bool = Field(False, description="retrieval: mode hippo's LLM fact filter was on")
     store: str | None = Field(None, description="the store the run read")
     records: list[str] | None = Field(None, description="extraction records replayed to build the graph")
 

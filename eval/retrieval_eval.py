@@ -23,7 +23,7 @@ from eval.result_files import (
     latency_stats,
     mean_or_none,
 )
-from retrieval.retrievers import Mode, RetrievalParams, retrieve
+from retrieval.retrievers import FactFilter, Mode, RetrievalParams, retrieve
 from synthkg.indexes import SearchIndex
 from synthkg.model import stable_id
 from synthkg.store import GraphStore
@@ -64,12 +64,14 @@ def eval_retrieval(
     *,
     chunk_depth: int | None = None,
     params: RetrievalParams | None = None,
+    fact_filter: FactFilter | None = None,
     progress: bool = True,
 ) -> RetrievalEval:
     """Per question and mode: the top passages, recall@k and hits@k of the gold supporting passages,
     and the latency. `chunk_depth` chunks (default 2 * max(ks)) are fetched so that a passage split into
     several chunks still leaves max(ks) distinct passages. One untimed warm-up query per mode first:
-    lazy loading (the embedding model, the BM25 tables) is not part of a query's latency."""
+    lazy loading (the embedding model, the BM25 tables) is not part of a query's latency. `fact_filter`:
+    mode hippo's LLM recognition memory (its calls are part of the latency)."""
     if not modes:
         raise ValueError("no retrieval mode given")
     if not ks or min(ks) < 1:
@@ -83,12 +85,14 @@ def eval_retrieval(
     started = time.perf_counter()
     if dataset.questions:
         for mode in modes:
-            retrieve(dataset.questions[0].question, depth, mode, store=store, index=index, params=params)
+            retrieve(dataset.questions[0].question, depth, mode, store=store, index=index, params=params,
+                     fact_filter=fact_filter)
     rows: list[RetrievalRow] = []
     for question in tqdm(dataset.questions, desc="retrieval", unit="question", disable=not progress):
         for mode in modes:
             t0 = time.perf_counter()
-            result = retrieve(question.question, depth, mode, store=store, index=index, params=params)
+            result = retrieve(question.question, depth, mode, store=store, index=index, params=params,
+                              fact_filter=fact_filter)
             latency = (time.perf_counter() - t0) * 1000
             ranked = to_passages((c.document_id for c in result.chunks), passage_of, top)
             rows.append(

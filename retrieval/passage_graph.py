@@ -3,7 +3,8 @@
 The local PPR of `retrievers.ppr_chunk_scores` walks only the subgraph around the question's entities.
 This one walks the whole store, as HippoRAG 2 does, in numbered stages:
 
-    1. facts: the top propositions by the hybrid (BM25 + dense) score;
+    1. facts: the top propositions by the hybrid (BM25 + dense) score; with `fact_filter` on, only those
+       an LLM recognizes as bearing on the question (HippoRAG 2's recognition memory);
     2. reset: each top fact's entities get its score, divided by the number of passages the entity is
        in (a name in three passages says more than one in three hundred); entities named in the question
        get the best fact's weight the same way; every passage gets its dense similarity to the question,
@@ -161,18 +162,15 @@ class PassageScores:
 
 def score_passages(
     store: GraphStore,
-    index: SearchIndex,
     graph: PassageGraph,
-    fact_hybrid: np.ndarray,
+    top: list[tuple[str, float]],
     chunk_dense: np.ndarray,
     linked: dict[str, float],
     depth: int,
     params: PassageGraphParams,
 ) -> PassageScores:
-    """Stages 1-3 on precomputed scores: `fact_hybrid` per proposition row, `chunk_dense` (min-max) per
-    chunk row, `linked` the question's entities with their link weights."""
-    prop_ids = index.ids("propositions")
-    top = [(prop_ids[i], float(fact_hybrid[i])) for i in top_k(fact_hybrid, params.top_facts)]
+    """Stages 2-3 on precomputed scores: `top` the facts (proposition id, hybrid score) that seed the
+    walk, `chunk_dense` (min-max) per chunk row, `linked` the question's entities with their weights."""
     best = max((s for _, s in top), default=0.0)
     reset_entities = np.zeros(len(graph.entity_ids))
     counts = graph.passages_of_entity

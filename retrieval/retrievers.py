@@ -78,12 +78,16 @@ class RetrievalResult(BaseModel):
 
 
 Reranker = Callable[[str, list[RetrievedChunk]], list[RetrievedChunk]]
+# Recognition memory: (question, the top facts' texts) -> the positions of the facts to keep.
+FactFilter = Callable[[str, list[str]], list[int]]
 
 
 class Retriever(ABC):
     """One retrieval mode bound to a store and its search index; call it (or `search`) with a question.
     `rerank`, when given, reorders the top `params.rerank_depth` candidates (e.g. `llm_reranker(backend)`)
-    before the cut to `k`. Every mode returns the same `RetrievalResult`, with per-stage timings."""
+    before the cut to `k`; `fact_filter` (mode hippo, e.g. `llm_fact_filter(backend)`) keeps only the top
+    facts it recognizes as bearing on the question before they seed the walk. Every mode returns the same
+    `RetrievalResult`, with per-stage timings."""
 
     mode: ClassVar[Mode]
 
@@ -93,10 +97,12 @@ class Retriever(ABC):
         index: SearchIndex,
         params: RetrievalParams | None = None,
         rerank: Reranker | None = None,
+        fact_filter: FactFilter | None = None,
     ) -> None:
         self.store, self.index = store, index
         self.params = params or RetrievalParams()
         self.rerank = rerank
+        self.fact_filter = fact_filter
 
     def search(self, question: str, k: int = 5, seeds: Sequence[str] = ()) -> RetrievalResult:
         """The top-`k` chunks for `question`. `seeds`: names the graph modes start from besides the
@@ -178,7 +184,8 @@ class HippoRetriever(Retriever):
     def _candidates(
         self, question: str, depth: int, timer: _Timer, seeds: Sequence[str]
     ) -> tuple[list[RetrievedChunk], list[str]]:
-        return _hippo_retrieve(question, depth, self.store, self.index, self.params, timer, seeds)
+        return _hippo_retrieve(question, depth, self.store, self.index, self.params, timer, seeds,
+                               self.fact_filter)
 
 
 RETRIEVERS: dict[Mode, type[Retriever]] = {
@@ -193,11 +200,12 @@ def make_retriever(
     mode: Mode = "graph",
     params: RetrievalParams | None = None,
     rerank: Reranker | None = None,
+    fact_filter: FactFilter | None = None,
 ) -> Retriever:
     """The retriever of `mode` bound to a store and index (callable: the `retriever_fn` the reader takes)."""
     if mode not in RETRIEVERS:
         raise ValueError(f"unknown retrieval mode {mode!r}; expected one of {', '.join(MODES)}")
-    return RETRIEVERS[mode](store, index, params, rerank)
+    return RETRIEVERS[mode](store, index, params, rerank, fact_filter)
 
 
 def retrieve(
@@ -210,9 +218,10 @@ def retrieve(
     params: RetrievalParams | None = None,
     rerank: Reranker | None = None,
     seeds: Sequence[str] = (),
+    fact_filter: FactFilter | None = None,
 ) -> RetrievalResult:
     """The top-`k` chunks for `question` by `mode` (see `Retriever.search`)."""
-    return make_retriever(store, index, mode, params, rerank).search(question, k, seeds)
+    return make_retriever(store, index, mode, params, rerank, fact_filter).search(question, k, seeds)
 
 
 # --- graph and PPR retrieval -------------------------------------------------------------------------
@@ -311,6 +320,7 @@ def _hippo_retrieve(
     params: RetrievalParams,
     timer: _Timer,
     seeds: Sequence[str] = (),
+    fact_filter: FactFilter | None = None,
 ) -> tuple[list[RetrievedChunk], list[str]]:
     """Mode hippo, in the stages of retrieval/passage_graph.py."""
     hippo = params.hippo
@@ -320,6 +330,10 @@ def _hippo_retrieve(
     qvec = vectors[0]
     with timer("1_facts"):
         hybrid = hybrid_proposition_scores(question, qvec, index, hippo.dense_weight)
+        facts = top_facts(index, hybrid, hippo.top_facts)
+    if fact_filter is not None:
+        with timer("1b_fact_filter"):
+            facts = filter_facts(question, facts, index, fact_filter)
     with timer("2_question_entities"):
         linked = link_question_entities(question, vectors[: 1 + len(spans)], spans, index, params)
         linked = merge_seeds(linked, link_names(seeds, vectors[1 + len(spans) :], index, params))
@@ -332,7 +346,7 @@ def _hippo_retrieve(
     with timer("4_walk"):
         chunk_dense = _minmax(index.dense_scores("chunks", qvec))
         weights = {s.entity_id: s.weight for s in merge_seeds(linked, titled).values()}
-        scored = score_passages(store, index, graph, hybrid, chunk_dense, weights, depth, hippo)
+        scored = score_passages(store, graph, facts, chunk_dense, weights, depth, hippo)
     with timer("5_evidence"):
         position = index.position("propositions")
         chunks = []
@@ -351,6 +365,22 @@ def _hippo_retrieve(
                                          reached=list(dict.fromkeys(reached))))
     names = [index.text("entities", eid) or eid for eid in linked]
     return chunks, names
+
+
+def top_facts(index: SearchIndex, hybrid: np.ndarray, n: int) -> list[tuple[str, float]]:
+    """Stage 1 of mode hippo: the `n` best propositions by hybrid score, as (id, score)."""
+    prop_ids = index.ids("propositions")
+    return [(prop_ids[i], float(hybrid[i])) for i in top_k(hybrid, n)]
+
+
+def filter_facts(question: str, facts: list[tuple[str, float]], index: SearchIndex,
+                 fact_filter: FactFilter) -> list[tuple[str, float]]:
+    """The facts `fact_filter` keeps, in their order. None kept: the walk is seeded by the question's
+    linked entities and the passages' dense scores alone (HippoRAG 2 falls back to dense retrieval)."""
+    if not facts:
+        return facts
+    keep = set(fact_filter(question, [index.text("propositions", pid) or "" for pid, _ in facts]))
+    return [fact for i, fact in enumerate(facts) if i in keep]
 
 
 def hybrid_proposition_scores(

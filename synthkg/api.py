@@ -257,15 +257,18 @@ class KnowledgeGraph:
         *,
         params: RetrievalParams | None = None,
     ) -> RetrievalResult:
-        """The top-`k` chunks for `question`, with their propositions and entity paths. Uses no LLM.
-        `k`, `mode` and `params` default to the settings' `[retrieval]` (k 5, mode graph)."""
+        """The top-`k` chunks for `question`, with their propositions and entity paths. Uses no LLM
+        (unless mode hippo's `fact_filter` is on). `k`, `mode` and `params` default to the settings'
+        `[retrieval]` (k 5, mode graph)."""
+        from retrieval.fact_filter import fact_filter_for
         from retrieval.retrievers import retrieve
 
         require_question(question)
         store, index = self._searchable()
         chosen = self.settings.retrieval
-        return retrieve(question, k or chosen.k, mode or chosen.mode, store=store, index=index,
-                        params=params or chosen.params())
+        mode, params = mode or chosen.mode, params or chosen.params()
+        return retrieve(question, k or chosen.k, mode, store=store, index=index, params=params,
+                        fact_filter=fact_filter_for(params, mode, self._cached_backend))
 
     def query(
         self,
@@ -284,15 +287,18 @@ class KnowledgeGraph:
         sub-questions in one call (at most `max_iterations`, default 4), answers each from its own `step_k`
         chunks (default `k`) and composes the answer (fewer tokens); `"single"` answers in one call.
         What the call leaves out comes from the settings' `[retrieval]` and `[reader]` sections."""
+        from retrieval.fact_filter import fact_filter_for
         from retrieval.reader import answer
         from retrieval.retrievers import make_retriever
 
         require_question(question)
         store, index = self._searchable()
         chosen, read = self.settings.retrieval, self.settings.reader
+        mode, params = mode or chosen.mode, params or chosen.params()
         return answer(
             question,
-            make_retriever(store, index, mode or chosen.mode, params or chosen.params()),
+            make_retriever(store, index, mode, params,
+                           fact_filter=fact_filter_for(params, mode, self._cached_backend)),
             self._cached_backend(),
             mode=reader or read.mode,
             max_iterations=max_iterations or read.max_iterations,

@@ -168,6 +168,11 @@ class PassageGraphParams(BaseModel):
     iterations: int = Field(50, ge=1, description="power iterations at most")
     tolerance: float = Field(1e-8, gt=0.0, description="stop when the L1 change falls below this")
     evidence_per_chunk: int = Field(3, ge=1)
+    fact_filter: bool = Field(
+        False,
+        description="ask the LLM which top facts bear on the question before they seed the walk (HippoRAG "
+        "2's recognition memory): one LLM call per query, so retrieval is no longer LLM-free",
+    )
 
 
 class RetrievalParams(BaseModel):

@@ -11,15 +11,16 @@ the dev questions whose supporting passages are all among them. Each stage is a 
 stages of one mode are cumulative, the last one of each is that mode as shipped. Retrieval uses no LLM, so
 this runs in minutes once the store is built; latencies are only comparable on a quiet machine.
 
-The HippoRAG 2 stages the issue lists that we do not have (an LLM filter of the retrieved facts) are not
-rows: nothing is reported for a stage that does not run."""
+The LLM fact filter (HippoRAG 2's recognition memory) runs only with --fact-filter, on the settings'
+[llm] (one call per question; its calls are part of that row's latency)."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,9 +30,12 @@ import typer
 from eval.corpus import prepare_corpus
 from eval.datasets import Dataset, load_dataset
 from eval.retrieval_eval import eval_retrieval
+from retrieval.fact_filter import llm_fact_filter
 from retrieval.modes import Mode
+from retrieval.retrievers import FactFilter
 from synthkg.config import RetrievalParams, Settings
 from synthkg.extract.replay import ReplayExtractor
+from synthkg.llm.cache import Usage
 from synthkg.runtime import Runtime
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -75,6 +79,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("hippo: + names only", "hippo", "only names (a capital or a digit) linked as question entities, "
           "not common nouns ('director')", {"title_seed_weight": 0.0}),
     Stage("hippo (shipped)", "hippo", "a passage whose title the question names seeds the walk"),
+    Stage("hippo: + LLM fact filter", "hippo", "the LLM keeps the top facts that bear on the question "
+          "before they seed the walk (HippoRAG 2's recognition memory; one call per query)",
+          {"hippo.fact_filter": True}),
     Stage("graph: facts + 1-hop subgraph", "graph", "top propositions and the propositions of entities "
           "within a hop of the question's (common nouns linked, no titles)", _BARE),
     Stage("graph: + names only", "graph", "only names linked as question entities",
@@ -96,11 +103,17 @@ def recorded_dataset(dataset: Path, records: list[Path]) -> tuple[Dataset, Repla
 
 
 def run_stages(data: Dataset, store: Any, index: Any, base: RetrievalParams,
-               stages: tuple[Stage, ...] = STAGES, progress: bool = True) -> list[dict[str, Any]]:
-    """Recall@2/@5 and latency of each stage, with its ratio to the dense stage's recall@5."""
+               stages: tuple[Stage, ...] = STAGES, fact_filter: FactFilter | None = None,
+               progress: bool = True) -> list[dict[str, Any]]:
+    """Recall@2/@5 and latency of each stage, with its ratio to the dense stage's recall@5. A stage that
+    turns the LLM fact filter on runs only when `fact_filter` is given (else it is left out)."""
     rows = []
     for stage in stages:
-        result = eval_retrieval(data, store, index, [stage.mode], KS, params=stage.params(base),
+        params = stage.params(base)
+        if params.hippo.fact_filter and fact_filter is None:
+            continue
+        result = eval_retrieval(data, store, index, [stage.mode], KS, params=params,
+                                fact_filter=fact_filter if params.hippo.fact_filter else None,
                                 progress=progress)
         summary = result.aggregates[stage.mode]
         rows.append({
@@ -121,6 +134,8 @@ def main(
     work_dir: Annotated[Path | None, typer.Option(help="Stores of the eval runs (default: .synthkg/eval).")]
     = None,
     out: Annotated[Path | None, typer.Option(help="Result file (default: eval/results/...).")] = None,
+    fact_filter: Annotated[bool, typer.Option(
+        help="Also run the LLM fact-filter stage with the settings' [llm] (one call per question)")] = False,
     progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
 ) -> None:
     """Recall of every stage of the graph retrievers, added one at a time, over a recorded corpus."""
@@ -130,9 +145,13 @@ def main(
     runtime = Runtime(settings)
     prepared = prepare_corpus(data, settings, "distilled-records", work_dir=work_dir,
                               embedder=runtime.embedder, progress=progress, replay=replay)
-    with prepared.open_store() as store:
+    usage = Usage()
+    with prepared.open_store() as store, (
+        runtime.cached_backend(usage) if fact_filter else nullcontext()
+    ) as backend:
         index = runtime.moved(prepared.settings).open_index()
-        rows = run_stages(data, store, index, settings.retrieval.params(), progress=progress)
+        rows = run_stages(data, store, index, settings.retrieval.params(),
+                          fact_filter=llm_fact_filter(backend) if backend else None, progress=progress)
     result = {
         "benchmark": "retrieval_ablation",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -141,6 +160,8 @@ def main(
         "passages": len(data.passages),
         "records": [str(p) for p in records],
         "embedding_model": settings.embedding.model,
+        "fact_filter_llm": ({"backend": settings.llm.backend, "model": settings.llm.model,
+                             **asdict(usage.total())} if fact_filter else None),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "rows": rows,
     }
