@@ -8,7 +8,8 @@ This one walks the whole store, as HippoRAG 2 does, in numbered stages:
     2. reset: each top fact's entities get its score, divided by the number of passages the entity is
        in (a name in three passages says more than one in three hundred); entities named in the question
        get the best fact's weight the same way; every passage gets its dense similarity to the question,
-       the passage group scaled to `passage_reset` of the total;
+       the passage group scaled to `passage_reset` of the total (or, with `passage_node_weight`, as
+       HippoRAG 2 does: each passage that weight times its dense score, the mix normalized as a whole);
     3. walk: PPR (damping `damping`) over one sparse graph of entity nodes and passage nodes: entity-
        entity edges from relations, entity-passage edges from the propositions that mention the entity in
        the passage, and synonym edges between entities whose names embed alike (cosine >= `synonym_min`);
@@ -187,7 +188,10 @@ def score_passages(
             reset_entities[e] += weight * specificity[e]
     seeded = [graph.entity_ids[e] for e in np.flatnonzero(reset_entities)]
     reset = np.zeros(graph.size)
-    if reset_entities.sum() > 0:
+    if params.passage_node_weight is not None:  # HippoRAG 2: one unnormalized mix, every passage a seed
+        reset[: len(graph.entity_ids)] = reset_entities
+        reset[len(graph.entity_ids) :] = params.passage_node_weight * np.clip(chunk_dense, 0.0, None)
+    elif reset_entities.sum() > 0:
         reset[: len(graph.entity_ids)] = (1.0 - params.passage_reset) * reset_entities / reset_entities.sum()
         passages = np.clip(chunk_dense, 0.0, None)
         if passages.sum() > 0:

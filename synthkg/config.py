@@ -161,7 +161,15 @@ class PassageGraphParams(BaseModel):
 
     top_facts: int = Field(5, ge=1, description="propositions whose entities seed the walk")
     dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="dense share of the facts' hybrid score")
-    passage_reset: float = Field(0.05, ge=0.0, le=1.0, description="share of the reset mass on passages")
+    passage_reset: float = Field(0.05, ge=0.0, le=1.0, description="share of the reset mass on passages "
+                                 "(when passage_node_weight is unset)")
+    passage_node_weight: float | None = Field(
+        None,
+        ge=0.0,
+        description="HippoRAG 2's reset instead of passage_reset: every passage gets this times its min-max "
+        "dense score, the seeded entities their weights as they are, and the sum is normalized (over "
+        "thousands of passages, most of the mass then lies on the passages)",
+    )
     damping: float = Field(0.5, gt=0.0, lt=1.0, description="probability of following an edge")
     synonym_min: float = Field(0.8, ge=-1.0, le=1.0, description="cosine for a synonym edge")
     synonyms_per_entity: int = Field(5, ge=0, description="nearest names considered per entity")

@@ -8,6 +8,7 @@ import pytest
 
 from retrieval.passage_graph import PassageGraph, PassageGraphParams, passage_graph
 from retrieval.retrievers import retrieve
+from synthkg.config import RetrievalParams
 from tests.retrieval.conftest import Corpus
 from tests.retrieval.corpus import DOCS, QUESTION, build_batch
 from tests.retrieval.test_retrievers import hashed  # noqa: F401  (fixture)
@@ -60,3 +61,14 @@ def test_the_graph_is_kept_until_the_index_changes(hashed: Corpus) -> None:  # n
     result = retrieve(QUESTION, 3, "hippo", store=hashed.store, index=hashed.index)
     assert set(result.timings_ms) >= {"1_facts", "2_question_entities", "3_graph", "4_walk", "5_evidence"}
     assert all(c.chunk_id in rebuilt.chunk_ids for c in result.chunks)
+
+
+def test_hipporag_passage_weights_make_every_passage_a_seed(hashed: Corpus) -> None:  # noqa: F811
+    """With HippoRAG 2's reset (`passage_node_weight`), a heavy passage weight leaves the dense order."""
+    heavy = RetrievalParams(hippo={"passage_node_weight": 1000.0, "synonyms_per_entity": 0})
+    hippo = retrieve(QUESTION, 3, "hippo", store=hashed.store, index=hashed.index, params=heavy)
+    dense = retrieve(QUESTION, 3, "dense", store=hashed.store, index=hashed.index)
+    assert hippo.chunk_ids == dense.chunk_ids
+    share = RetrievalParams(hippo={"synonyms_per_entity": 0})
+    default = retrieve(QUESTION, 3, "hippo", store=hashed.store, index=hashed.index, params=share)
+    assert default.chunk_ids != dense.chunk_ids  # the facts' entities lead the walk
