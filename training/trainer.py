@@ -506,6 +506,11 @@ def _write_records(config: TrainConfig, result: TrainResult, prompt: StudentProm
     }
     threads = config.threads or "torch default"
     table = "\n".join(f"| {k} | {v} |" for k, v in hyper.items())
+    rendering = (
+        "in the line format (`TYPE: name; name`, `> proposition`, `subject | relation | object`)"
+        if prompt is not None and prompt.output_format == "lines"
+        else "as compact JSON (`entities`, `quadruples`)"
+    )
     prompt_note = (
         f"{STUDENT_PROMPT_FILE} ({prompt.prompt}), which the distilled extractor reads"
         if prompt is not None
@@ -520,7 +525,7 @@ tags: [synthkg, distill-synthkg, lora, knowledge-graph-extraction]
 # Distill-SynthKG student adapter
 
 A LoRA adapter that turns `{result.base_model}` into a single-call knowledge-graph extractor: given a
-chunk of text it answers with the chunk's graph as compact JSON (`entities`, `quadruples`), trained on
+chunk of text it answers with the chunk's graph {rendering}, trained on
 the outputs of the multi-step SynthKG teacher.
 
 ## Base model
