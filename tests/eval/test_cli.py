@@ -63,7 +63,8 @@ def test_own_jsonl_questions_with_a_corpus_file(tmp_path: Path) -> None:
     data = json.loads(path.read_text())
     assert data["dataset"]["questions"] == 1 and data["dataset"]["passages"] == 10
     assert data["config"]["ks"] == [1, 3] and data["config"]["limit"] == 1
-    assert set(data["aggregates"]["bm25"]["metrics"]) == {"recall@1", "recall@3", "hits@1", "hits@3"}
+    assert set(data["aggregates"]["bm25"]["metrics"]) == {"recall@1", "recall@3", "hits@1", "hits@3",
+                                                          "answer@1", "answer@3"}
     assert data["config"]["supporting_only"] is False and data["config"]["distractors"] == 8
 
     code, output = invoke("eval", "retrieval", "-d", str(own), "--corpus", str(SAMPLE_DIR / "corpus.json"),

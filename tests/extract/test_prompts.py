@@ -14,7 +14,7 @@ from synthkg.prompts import Prompt, PromptError, load_prompt, prompt_names
 EXTRACTION_PROMPTS = ["decontextualize", "entities", "quadruples", "one_call"]  # JSON answers
 LINE_PROMPTS = ["one_call_lines"]
 READER_PROMPTS = ["reader_single", "reader_iterate", "reader_intermediate", "reader_final",
-                  "reader_decompose", "reader_compose", "rerank"]
+                  "reader_decompose", "reader_compose", "rerank", "fact_filter"]
 VERSION_LOCK = Path(__file__).with_name("prompt_versions.json")
 
 
