@@ -11,11 +11,13 @@ import pytest
 from eval.bench_tables import ablation_table
 from eval.benchmarks.retrieval_ablation import STAGES, Stage, run_stages
 from synthkg.config import RetrievalParams
-from synthkg.indexes import SearchIndex
-from synthkg.store.embedded import EmbeddedStore
-from tests.eval.test_runner import TWO_HOP, graph_dataset
-from tests.retrieval.corpus import DOCS, build_batch
-from tests.retrieval.helpers import HashingEmbedder
+from tests.eval.test_runner import (
+    TWO_HOP,
+    GraphStoreAndIndex,
+    graph_dataset,
+    graph_store,  # noqa: F401  (fixture)
+)
+from tests.retrieval.corpus import DOCS
 
 
 def test_a_stage_changes_only_its_knobs() -> None:
@@ -34,16 +36,15 @@ def test_every_stage_names_real_knobs_and_one_of_each_mode_is_as_shipped() -> No
     assert shipped == {"bm25", "dense", "graph", "ppr", "hippo"}
 
 
-def test_stages_run_over_one_store_with_ratios_to_dense(tmp_path: Path) -> None:
+def test_stages_run_over_one_store_with_ratios_to_dense(
+    graph_store: GraphStoreAndIndex, tmp_path: Path  # noqa: F811
+) -> None:
     dataset = graph_dataset(DOCS, [TWO_HOP])
-    with EmbeddedStore(tmp_path / "store") as store:
-        store.write(build_batch())
-        index = SearchIndex.open(tmp_path / "index", HashingEmbedder())
-        index.update(store)
-        rows = run_stages(dataset, store, index, RetrievalParams(), progress=False)
-        asked: list[str] = []
-        filtered = run_stages(dataset, store, index, RetrievalParams(), progress=False,
-                              fact_filter=lambda question, facts: asked.append(question) or [0])
+    store, index = graph_store
+    rows = run_stages(dataset, store, index, RetrievalParams(), progress=False)
+    asked: list[str] = []
+    filtered = run_stages(dataset, store, index, RetrievalParams(), progress=False,
+                          fact_filter=lambda question, facts: asked.append(question) or [0])
     # The LLM fact-filter stage runs only with a filter given (in the benchmark: --fact-filter).
     needs_llm = [s.name for s in STAGES if s.overrides.get("hippo.fact_filter")]
     assert needs_llm == ["hippo: + LLM fact filter"]

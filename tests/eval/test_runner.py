@@ -191,16 +191,15 @@ def test_graph_and_ppr_modes_reach_the_bridge_passage(tmp_path: Path) -> None:
     assert recall["ppr"] == 1.0
 
 
-def test_questions_without_supporting_passages_are_scored_by_answer_at_k(tmp_path: Path) -> None:
+def test_questions_without_supporting_passages_are_scored_by_answer_at_k(
+    graph_store: GraphStoreAndIndex,
+) -> None:
     # As HotpotQA dev300: no gold passages, so recall cannot be scored; the answer string can be looked for.
     questions = [TWO_HOP.model_copy(update={"supporting_passage_ids": []}),
                  Question(id="yn", question="Was Xanadu Nights directed by Yorick Bellamy?", answer="yes")]
     dataset = graph_dataset(DOCS, [TWO_HOP, *questions])
-    with EmbeddedStore(tmp_path / "store") as store:
-        store.write(build_batch())
-        index = SearchIndex.open(tmp_path / "index", HashingEmbedder())
-        index.update(store)
-        run = eval_retrieval(dataset, store, index, ["graph"], (2, 5), progress=False)
+    store, index = graph_store
+    run = eval_retrieval(dataset, store, index, ["graph"], (2, 5), progress=False)
     with_gold, without, yes_no = run.rows
     assert "recall@5" in with_gold.metrics and with_gold.metrics["answer@5"] == 1.0  # "Portugal"
     assert set(without.metrics) == {"answer@2", "answer@5"} and without.metrics["answer@5"] == 1.0
