@@ -319,13 +319,13 @@ def retrieval_command(
 
     def run() -> None:
         from eval.retrieval_eval import eval_retrieval
-        from retrieval.fact_filter import llm_fact_filter
+        from retrieval.fact_filter import llm_fact_filter, wants_fact_filter
 
         replay = _replay(records, recorded_only)
         data = _load(dataset, corpus, limit, distractors, supporting_only, replay if recorded_only else None)
         job = _Run(settings, data, _extractor(extractor, chosen), work_dir, progress, records, replay)
         params = settings.retrieval.params()
-        filtering = "hippo" in chosen and params.hippo.fact_filter
+        filtering = wants_fact_filter(params, chosen)
         # The LLM is started only for the fact filter: plain retrieval makes no call.
         with job.prepared.open_store() as store, (
             job.runtime.cached_backend() if filtering else nullcontext()

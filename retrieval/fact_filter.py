@@ -5,7 +5,7 @@ LLM call per query, which plain retrieval otherwise never makes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from retrieval.retrievers import FactFilter
 from synthkg.config import RetrievalParams
@@ -31,10 +31,13 @@ def llm_fact_filter(backend: ChatBackend) -> FactFilter:
     return keep
 
 
+def wants_fact_filter(params: RetrievalParams, modes: Iterable[str]) -> bool:
+    """Whether retrieval in `modes` with `params` asks the LLM: `hippo.fact_filter` on and mode hippo run."""
+    return params.hippo.fact_filter and "hippo" in modes
+
+
 def fact_filter_for(params: RetrievalParams, mode: str, backend: Callable[[], ChatBackend]
                     ) -> FactFilter | None:
-    """The LLM fact filter the settings ask for (mode hippo with `hippo.fact_filter`; `backend()` is
-    called only then), else None."""
-    if mode != "hippo" or not params.hippo.fact_filter:
-        return None
-    return llm_fact_filter(backend())
+    """The LLM fact filter the settings ask for (see `wants_fact_filter`; `backend()` is called only
+    then), else None."""
+    return llm_fact_filter(backend()) if wants_fact_filter(params, [mode]) else None
