@@ -112,6 +112,8 @@ def throughput_table(results_dir: Path) -> str | None:
     if teacher:
         graph = (f"teacher graph from `{Path(teacher['records']).name}` "
                  f"(coverage {teacher['kg_coverage']:.3f}, {teacher['failed_chunks']} failed chunks).")
+        if teacher.get("scored"):  # `throughput_bench score`: the records kept by the run, scored later
+            graph = graph[:-1] + f", the run's kept records scored against it on {teacher['scored'][:10]}."
     lines = [
         f"Run of {run['date'][:10]}: {run['passages']} passages ({run['chunks']} chunks) of "
         f"{Path(run['dataset']).name}, {graph}",

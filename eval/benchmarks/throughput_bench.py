@@ -1,10 +1,12 @@
 """Extraction throughput: passages per hour of each extractor setting against the current student, with
 the quality each keeps, in one run on one machine.
 
-    python -m eval.benchmarks.throughput_bench --dataset ../shared/data/multihop/musique --passages 50 \\
+    python -m eval.benchmarks.throughput_bench run --dataset ../shared/data/multihop/musique --passages 50 \\
         --setting current=distilled:training/adapters/qwen2.5-coder-0.5b-synthkg:python:1 \\
         --setting lines-4=distilled:training/adapters/qwen2.5-coder-0.5b-synthkg-lines:server:4 \\
         --setting teacher=multistep:qwen2.5-coder-1.5b:server:4 --keep-records data/records
+    python -m eval.benchmarks.throughput_bench score --result eval/results/throughput_bench-musique-50.json \\
+        --records data/records/throughput-musique-50 --teacher-records data/records/teacher.jsonl
 
 A setting is NAME=EXTRACTOR:MODEL:ENGINE:SLOTS[:LOAD[:THREADS]]: the extractor (distilled or multistep),
 the model (a student adapter folder, or a local model for multistep), the llama.cpp engine (python:
@@ -18,7 +20,9 @@ the throughput (passages per hour, completion tokens per passage and per second)
 replayed into a store and scored like distill_bench: KG coverage of the questions' gold triples, triple
 F1 against the teacher's graph, failed chunks, and loops (answers stopped looping or cut at the budget)
 per 1,000 chunks. The teacher's graph is --teacher-records (records of an earlier run, e.g. kept with
---keep-records) or, without it, the records of this run's first multistep setting.
+--keep-records) or, without it, the records of this run's first multistep setting. `score` does that
+scoring later for a run that had no teacher graph, from the records it kept (quality only: the speed
+columns stay the run's own).
 
 Nothing else may run on the machine meanwhile (llama.cpp slows ~10x when another process takes a core),
 except the busy processes a LOAD setting starts on purpose."""
@@ -173,6 +177,14 @@ def score(name: str, records: Path, dataset: Dataset, work: Path, embedder: Embe
             "triples": len(triples.all), "failed_chunks": failed}, triples
 
 
+def add_agreement(rows: list[dict[str, Any]], graphs: dict[str, GraphTriples], teacher: GraphTriples,
+                  embedder: Embedder, threshold: float) -> None:
+    """Each row's triple precision / recall / F1 against the teacher's graph, chunk by chunk."""
+    for row in rows:
+        graph = graphs[row["setting"]["name"]]
+        row["agreement_with_teacher"] = agreement(graph, teacher, embedder, threshold)
+
+
 def add_ratios(rows: list[dict[str, Any]], baseline: str) -> None:
     """Each row's passages per hour and completion tokens per passage as multiples of the `baseline`
     setting's, measured in the same run."""
@@ -184,7 +196,7 @@ def add_ratios(rows: list[dict[str, Any]], baseline: str) -> None:
         )
 
 
-@app.command()
+@app.command("run")
 def main(
     dataset: Annotated[Path, typer.Option(help="A dataset folder (dev.json + corpus.json).")],
     setting: Annotated[list[str], typer.Option(help="NAME=EXTRACTOR:MODEL:ENGINE:SLOTS[:LOAD]; repeat.")],
@@ -243,10 +255,7 @@ def main(
             teacher, teacher_triples = score("teacher", teacher_records, data, work, embedder, threshold)
             teacher_name = str(teacher_records)
         if teacher_triples is not None:
-            for row in rows:
-                row["agreement_with_teacher"] = agreement(
-                    graphs[row["setting"]["name"]], teacher_triples, embedder, threshold
-                )
+            add_agreement(rows, graphs, teacher_triples, embedder, threshold)
     add_ratios(rows, baseline)
     result = {
         "benchmark": "throughput",
@@ -264,6 +273,56 @@ def main(
     path.write_text(json.dumps(result, indent=1), encoding="utf-8")
     typer.echo(f"wrote {path}")
 
+
+def score_run(run: dict[str, Any], data: Dataset, records: Path, teacher_records: Path, embedder: Embedder,
+              threshold: float) -> dict[str, Any]:
+    """`run` (a result of `run`) with its teacher and each setting's triple F1 filled in from the records it
+    kept in `records`. Raises ValueError when a setting's records are missing or replay to another quality
+    than the run measured (they are not that run's records)."""
+    graphs: dict[str, GraphTriples] = {}
+    with tempfile.TemporaryDirectory(prefix="throughput-score-") as tmp:
+        work = Path(tmp)
+        for row in run["settings"]:
+            name, path = row["setting"]["name"], records / row["records"]
+            if not path.is_file():
+                raise ValueError(f"{path} is missing (the kept records of setting {name!r})")
+            quality, graphs[name] = score(name, path, data, work, embedder, threshold)
+            measured = {k: row[k] for k in quality}
+            if quality != measured:
+                raise ValueError(f"{path} replays to {quality}, the run measured {measured}: not the records "
+                                 "of this run")
+        teacher, teacher_triples = score("teacher", teacher_records, data, work, embedder, threshold)
+    scored = {**run, "settings": [dict(row) for row in run["settings"]]}
+    add_agreement(scored["settings"], graphs, teacher_triples, embedder, threshold)
+    scored["teacher"] = {"records": str(teacher_records), **teacher,
+                         "scored": datetime.now(UTC).isoformat(timespec="seconds")}
+    return scored
+
+
+@app.command("score")
+def score_kept(
+    result: Annotated[Path, typer.Option(help="The result file of an earlier `run`.")],
+    records: Annotated[Path, typer.Option(help="The folder that run kept its records in (--keep-records).")],
+    teacher_records: Annotated[Path, typer.Option(help="The teacher's records of the same passages.")],
+    threshold: Annotated[float, typer.Option(help="Cosine similarity for a triple match.")] = 0.88,
+) -> None:
+    """Score an earlier run's kept records against a teacher graph made since: fills in the result's
+    teacher and each setting's triple F1 without extracting again. The speed columns stay the run's own;
+    records that replay to another quality than the run measured are refused."""
+    run = json.loads(result.read_text(encoding="utf-8"))
+    data = load_dataset(Path(run["dataset"])).first_questions_within(run["passages"])
+    if len(data.passages) != run["passages"]:
+        raise typer.BadParameter(f"{run['dataset']} gives {len(data.passages)} passages, the run had "
+                                 f"{run['passages']}", param_hint="--result")
+    embedder = MemoEmbedder(make_embedder(Settings().embedding))
+    try:
+        run = score_run(run, data, records, teacher_records, embedder, threshold)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--records") from None
+    result.write_text(json.dumps(run, indent=1), encoding="utf-8")
+    for row in run["settings"]:
+        typer.echo(f"{row['setting']['name']}: triple F1 {row['agreement_with_teacher']['f1']}")
+    typer.echo(f"wrote {result}")
 
 if __name__ == "__main__":
     app()

@@ -11,7 +11,7 @@ import pytest
 import typer
 
 from eval.bench_tables import throughput_table
-from eval.benchmarks.throughput_bench import Setting, add_ratios, run_setting, score
+from eval.benchmarks.throughput_bench import Setting, add_ratios, run_setting, score, score_run
 from eval.datasets import load_dataset
 from synthkg.prompts import load_prompt
 from tests.eval.conftest import SAMPLE_DIR
@@ -53,6 +53,19 @@ def test_a_setting_runs_and_is_scored(tmp_path: Path, monkeypatch: pytest.Monkey
     assert load_prompt("one_call_lines").system == fake.calls[1].messages[0]["content"]
     quality, triples = score("fake", records, data, tmp_path / "work", HashingEmbedder(), 0.88)
     assert quality["failed_chunks"] == 0 and quality["triples"] == len(triples.all) > 0
+
+    # Scored later against a teacher graph (here the same records: every triple agrees).
+    run = {"settings": [row | quality | {"records": records.name}], "teacher": None}
+    scored = score_run(run, data, records.parent, records, HashingEmbedder(), 0.88)
+    assert scored["settings"][0]["agreement_with_teacher"]["f1"] == 1.0
+    assert scored["teacher"]["triples"] == quality["triples"] and scored["teacher"]["scored"]
+    assert run["teacher"] is None and "agreement_with_teacher" not in run["settings"][0]  # a new result
+    # Records that are not the run's (another quality than it measured), or missing ones, are refused.
+    other = {"settings": [run["settings"][0] | {"triples": quality["triples"] + 1}]}
+    with pytest.raises(ValueError, match="not the records of this run"):
+        score_run(other, data, records.parent, records, HashingEmbedder(), 0.88)
+    with pytest.raises(ValueError, match="is missing"):
+        score_run(run, data, tmp_path / "elsewhere", records, HashingEmbedder(), 0.88)
 
 
 def test_the_readme_table_comes_from_the_newest_result(tmp_path: Path) -> None:
