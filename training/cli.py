@@ -124,12 +124,21 @@ def train_command(
     merge: Annotated[
         bool, typer.Option("--merge", help="Also save base + adapter merged into --output/merged.")
     ] = False,
+    init_adapter: Annotated[
+        Path | None,
+        typer.Option(help="Start from this adapter's weights instead of a fresh LoRA (e.g. the shipped "
+                     "student, retrained on your corpus); its rank, alpha and modules replace --lora-r, "
+                     "--lora-alpha and --target-modules."),
+    ] = None,
 ) -> None:
     """Distill the extractor: train a LoRA student on chat examples, or build them (build-set).
 
     Training takes the loss on the answers only; --output gets the adapter, checkpoints/, a model card.
 
     Interrupted? Run the same command with --resume to continue from the last checkpoint.
+
+    Retraining the shipped student on your own corpus: --init-adapter training/adapters/<student> starts
+    from its weights.
 
     On several GPUs or machines, run the same options under `accelerate launch -m training` or torchrun.
     """
@@ -167,6 +176,7 @@ def train_command(
         threads=threads,
         resume=resume,
         merge_adapter=merge,
+        init_adapter=init_adapter,
     )
     _show_progress()
     try:

@@ -84,6 +84,7 @@ def recorded_config(
         cache_dir=cache_dir,
         resume=False,
         merge_adapter=False,
+        init_adapter=Path(settings["init_adapter"]) if settings.get("init_adapter") else None,
     )
     return TrainConfig(**settings), record, bool(hashes) and all(str(p) in hashes for p in files)
 

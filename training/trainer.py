@@ -9,6 +9,10 @@ It logs progress, evaluates the validation loss every `eval_steps`, checkpoints 
 `<output_dir>/checkpoints/` (resume with `resume=True`), then writes into `output_dir` the final adapter,
 `train_result.json`, a model card (README.md), and with `merge_adapter=True` a merged model in `merged/`.
 
+`init_adapter` starts from an adapter's weights instead of a fresh LoRA (a warm start: e.g. the shipped
+student retrained on a user's own corpus, or a run continued for more epochs with a new schedule); the
+adapter must be for the same base, and its LoRA shape (rank, alpha, modules) replaces the configured one.
+
 Scaling past one machine: the same entry point runs under `accelerate launch` or `torchrun`, e.g.
 
     accelerate launch --num_processes 8 -m training --data train.jsonl --base-model BASE --output DIR
@@ -31,7 +35,7 @@ import math
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +97,7 @@ class TrainConfig:
     threads: int | None = None  # CPU threads (default: $OMP_NUM_THREADS, else all available cores)
     resume: bool = False  # continue from the last checkpoint in output_dir, if there is one
     merge_adapter: bool = False
+    init_adapter: Path | None = None  # start from this adapter's weights (warm start), not a fresh LoRA
 
     def check(self) -> None:
         positive = {
@@ -202,6 +207,27 @@ def _check_output_dir(config: TrainConfig, ref: BaseModelRef) -> Path | None:
     return checkpoint
 
 
+def warm_start_shape(config: TrainConfig, ref: BaseModelRef) -> TrainConfig:
+    """`config`, or with `init_adapter` the same config with that adapter's LoRA shape (rank, alpha, target
+    modules), after checking that the adapter exists and was trained for `ref`."""
+    if config.init_adapter is None:
+        return config
+    saved = check_adapter(config.init_adapter, ref)
+    modules = saved.get("target_modules") or []
+    shape = {
+        "lora_r": int(saved.get("r", config.lora_r)),
+        "lora_alpha": int(saved.get("lora_alpha", config.lora_alpha)),
+        "target_modules": [modules] if isinstance(modules, str) else sorted(modules),
+    }
+    configured = {"lora_r": config.lora_r, "lora_alpha": config.lora_alpha,
+                  "target_modules": sorted(config.target_modules)}
+    changed = [f"{k} {configured[k]} -> {v}" for k, v in shape.items() if configured[k] != v]
+    if changed:
+        logger.info("warm start from %s: its LoRA shape replaces the configured one (%s)",
+                    config.init_adapter, "; ".join(changed))
+    return replace(config, **shape)
+
+
 def _check_same_lora(config: TrainConfig, saved: dict[str, Any], checkpoint: Path) -> None:
     """Resuming needs the checkpoint's LoRA shape; a mismatch would fail deep inside weight loading."""
     wanted = {
@@ -295,11 +321,12 @@ def train(config: TrainConfig) -> TrainResult:
     else:
         train_examples, validation_examples = split_examples(train_examples, config.validation_ratio)
     ref = resolve_base(config.base_model, config.cache_dir)
+    config = warm_start_shape(config, ref)
     resume_from = _check_output_dir(config, ref)
     prompt = training_prompt(config.train_files[0], train_examples[0])
 
     torch = import_torch(config.threads)
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainingArguments, set_seed
 
     started = time.perf_counter()
@@ -324,7 +351,10 @@ def train(config: TrainConfig) -> TrainResult:
         target_modules=list(config.target_modules),
     )
     try:
-        model = get_peft_model(model, lora)
+        if config.init_adapter is None:
+            model = get_peft_model(model, lora)
+        else:  # the adapter's weights, trainable, with this run's dropout
+            model = PeftModel.from_pretrained(model, str(config.init_adapter), is_trainable=True, config=lora)
     except ValueError as exc:  # e.g. a target module the architecture does not have
         raise TrainingError(f"cannot put LoRA on {ref.identity}: {exc}") from None
     load_seconds = time.perf_counter() - started
@@ -493,6 +523,7 @@ def _write_records(config: TrainConfig, result: TrainResult, prompt: StudentProm
     if config.stop_after_steps:
         steps += f", stopped after step {config.stop_after_steps}"
     resumed = f" (resumed from {result.resumed_from.name})" if result.resumed_from else ""
+    start = f"the weights of adapter `{config.init_adapter}`" if config.init_adapter else "a fresh LoRA"
     hyper = {
         "LoRA r / alpha / dropout": f"{config.lora_r} / {config.lora_alpha} / {config.lora_dropout}",
         "target modules": ", ".join(config.target_modules),
@@ -502,6 +533,7 @@ def _write_records(config: TrainConfig, result: TrainResult, prompt: StudentProm
         "max length (tokens)": config.max_length,
         "warmup steps / weight decay": f"{config.warmup_steps} / {config.weight_decay}",
         "seed": config.seed,
+        "start": start,
         "batches": "grouped by length" if config.group_by_length else "random",
     }
     threads = config.threads or "torch default"

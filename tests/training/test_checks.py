@@ -14,7 +14,7 @@ from tests.training.samples import SYSTEM_PROMPT, teacher_records
 from training.dataset import DatasetError, TeacherRecord, build_dataset, write_dataset
 from training.errors import TrainingError
 from training.student import load_student, resolve_base
-from training.trainer import TrainConfig, _last_checkpoint, train
+from training.trainer import TrainConfig, _last_checkpoint, train, warm_start_shape
 
 
 @pytest.fixture
@@ -103,6 +103,26 @@ def test_resuming_with_other_lora_settings_is_refused(example_files: dict[str, P
     write_adapter(tmp_path / "run" / "checkpoints" / "checkpoint-4", "smollm2-135m", state=True, **lora)
     with pytest.raises(TrainingError, match=r"cannot resume from .*checkpoint-4: .*with r 16 \(asked: 8\);"):
         train(config(example_files, tmp_path, resume=True))
+
+
+def test_a_warm_start_takes_the_adapters_lora_shape(example_files: dict[str, Path], tmp_path: Path) -> None:
+    lora = {"r": 16, "lora_alpha": 32, "target_modules": ["v_proj", "q_proj", "o_proj"]}
+    adapter = write_adapter(tmp_path / "student", "smollm2-135m", **lora)
+    ref = resolve_base("smollm2-135m")
+    warm = warm_start_shape(config(example_files, tmp_path, init_adapter=adapter), ref)
+    assert (warm.lora_r, warm.lora_alpha, warm.target_modules) == (16, 32, ["o_proj", "q_proj", "v_proj"])
+    cold = config(example_files, tmp_path)
+    assert warm_start_shape(cold, ref) is cold
+
+
+def test_a_warm_start_from_another_base_or_no_adapter_is_refused(
+    example_files: dict[str, Path], tmp_path: Path
+) -> None:
+    adapter = write_adapter(tmp_path / "student", "qwen2.5-coder-0.5b")
+    with pytest.raises(TrainingError, match=r"for base model 'qwen2\.5-coder-0\.5b', not 'smollm2-135m'"):
+        train(config(example_files, tmp_path, init_adapter=adapter))
+    with pytest.raises(TrainingError, match="not a LoRA adapter folder"):
+        train(config(example_files, tmp_path, init_adapter=tmp_path / "set"))
 
 
 def test_incomplete_checkpoints_are_not_resumed_from(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from synthkg.extract.schema import ChunkGraph
@@ -208,3 +210,26 @@ def test_resume_continues_the_step_count(
     assert summary["step"] == STEPS + 2 and math.isfinite(summary["train_loss"])
     state = json.loads((run / "checkpoints" / f"checkpoint-{STEPS + 2}" / "trainer_state.json").read_text())
     assert state["global_step"] == STEPS + 2
+
+
+def test_a_warm_start_begins_from_the_adapters_weights(
+    trained: TrainResult, data: dict[str, Path], cache_dir: Path, tmp_path: Path
+) -> None:
+    # One step at a learning rate too small to move anything: what is saved is where training started.
+    still = {"max_steps": 1, "learning_rate": 1e-12, "eval_steps": 1000, "save_steps": 1000}
+    warm = train(tiny_config(data, tmp_path / "warm", cache_dir, init_adapter=trained.adapter_dir, **still))
+    cold = train(tiny_config(data, tmp_path / "cold", cache_dir, **still))
+    trained_b, warm_b, cold_b = (_lora_b(run.adapter_dir) for run in (trained, warm, cold))
+    assert trained_b.keys() == warm_b.keys() and trained_b
+    assert all(torch.allclose(warm_b[k], trained_b[k], atol=1e-6) for k in trained_b)
+    # A fresh LoRA's B starts at zero (one Adam step of 1e-12 moves it by about that much); trained ones not.
+    assert all(float(t.abs().max()) < 1e-9 for t in cold_b.values())
+    assert max(float(t.abs().max()) for t in trained_b.values()) > 1e-3
+    assert warm.first_loss is not None and cold.first_loss is not None and warm.first_loss < cold.first_loss
+    assert json.loads((warm.adapter_dir / "train_result.json").read_text())["config"]["init_adapter"] == str(
+        trained.adapter_dir
+    )
+
+
+def _lora_b(adapter: Path) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in load_file(str(adapter / "adapter_model.safetensors")).items() if "lora_B" in k}
