@@ -184,11 +184,11 @@ class _Run:
     def __init__(self, settings: Settings, dataset: Dataset, extractor: str, work_dir: Path | None,
                  progress: bool, records: list[Path] | None = None,
                  replay: ReplayExtractor | None = None) -> None:
-        from eval.corpus import prepare_corpus
+        from eval.corpus import prepare_corpus, replay_label
         from synthkg.runtime import Runtime
 
         if replay is not None:
-            extractor = f"{extractor}-records"  # a store of its own, and said so in the results
+            extractor = replay_label(extractor)
         self.settings, self.dataset, self.extractor = settings, dataset, extractor
         self.records = [str(p) for p in records or []]
         runtime = Runtime(settings)

@@ -52,6 +52,13 @@ def corpus_key(dataset: Dataset, extractor: str) -> str:
     return f"{slug(dataset.name)}-{extractor}-{len(dataset.passages)}p-{digest}"
 
 
+def replay_label(extractor: str) -> str:
+    """The store label of a corpus replayed from `extractor`'s records: a store of its own (never mixed
+    with one that extractor built live), named so in results; every replaying command uses it, so they
+    share the store."""
+    return f"{extractor}-records"
+
+
 def eval_settings(settings: Settings, key: str, work_dir: Path) -> Settings:
     """`settings` with the data dir (run records, merge log, a Neo4j store's index) and, for the
     embedded store, the store itself moved to `work_dir/key`. A Neo4j store is used as configured: give

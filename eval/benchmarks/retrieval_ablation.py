@@ -27,7 +27,7 @@ from typing import Annotated, Any
 
 import typer
 
-from eval.corpus import prepare_corpus
+from eval.corpus import prepare_corpus, replay_label
 from eval.datasets import Dataset, load_dataset
 from eval.retrieval_eval import eval_retrieval
 from retrieval.fact_filter import llm_fact_filter
@@ -143,7 +143,7 @@ def main(
     data, replay = recorded_dataset(dataset, records)
     typer.echo(f"{data.name}: {len(data.questions)} questions over {len(data.passages)} recorded passages")
     runtime = Runtime(settings)
-    prepared = prepare_corpus(data, settings, "distilled-records", work_dir=work_dir,
+    prepared = prepare_corpus(data, settings, replay_label("distilled"), work_dir=work_dir,
                               embedder=runtime.embedder, progress=progress, replay=replay)
     usage = Usage()
     with prepared.open_store() as store, (
