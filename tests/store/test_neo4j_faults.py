@@ -20,7 +20,7 @@ from synthkg.config import StoreSettings
 from synthkg.model import Chunk, Document, Entity, GraphBatch, Proposition, Relation, StoreCounts
 from synthkg.store import open_store
 from synthkg.store.base import StoreError, StoreUnavailableError
-from synthkg.store.neo4j import Neo4jStore
+from synthkg.store.neo4j import Neo4jStore, is_retryable
 
 pytestmark = pytest.mark.neo4j
 
@@ -122,6 +122,29 @@ def test_server_killed_mid_ingest_then_rerun_leaves_no_duplicates(tmp_path: Path
         second.stop()
 
 
+def test_which_server_errors_are_retried() -> None:
+    """The races of concurrent writers of the same ids are retried; errors of the query itself are not.
+    (`_hydrate_neo4j` is how the driver builds the error of a server's FAILURE message.)"""
+
+    def failure(code: str, message: str) -> Neo4jError:
+        return Neo4jError._hydrate_neo4j(code=code, message=message)
+
+    retried = [
+        failure("Neo.TransientError.Transaction.DeadlockDetected", "concurrent modification on page 3"),
+        failure("Neo.ClientError.Schema.ConstraintValidationFailed", "Duplicated key [abc] found on index"),
+        failure("Neo.ClientError.Statement.EntityNotFound", "Record #12:7 not found"),
+        failure("Neo.ClientError.Statement.ExecutionFailed", "Duplicated key [abc] on index 'Entity[id]'"),
+    ]
+    not_retried = [
+        failure("Neo.ClientError.Statement.SyntaxError", "Invalid input 'MERGEE'"),
+        failure("Neo.ClientError.Statement.ParameterMissing", "Expected parameter(s): rows"),
+        failure("Neo.ClientError.Security.Unauthorized", "wrong password"),
+    ]
+    assert all(is_retryable(e) for e in retried)
+    assert not any(is_retryable(e) for e in not_retried)
+    assert not is_retryable(ValueError("not a server error"))
+
+
 def test_unreachable_server_fails_fast_with_a_clear_error() -> None:
     uri = f"bolt://127.0.0.1:{free_port()}"
     password = "never-shown-" + secrets.token_hex(8)
@@ -199,7 +222,7 @@ def test_concurrent_writers_of_the_same_keys_retry_and_never_duplicate(bolt_serv
     for t in threads:
         t.join()
     try:
-        assert errors == []
+        assert not errors, "\n".join(str(e) for e in errors)  # whole messages: which error was not retried
         assert stores[0].counts() == expected_counts([batch])
         census = graph_census(
             bolt_server.uri, bolt_server.username, bolt_server.password, bolt_server.database
