@@ -110,10 +110,11 @@ def throughput_table(results_dir: Path) -> str | None:
     teacher = run["teacher"]
     graph = "no teacher graph in this run."
     if teacher:
-        graph = (f"teacher graph from `{Path(teacher['records']).name}` "
-                 f"(coverage {teacher['kg_coverage']:.3f}, {teacher['failed_chunks']} failed chunks).")
-        if teacher.get("scored"):  # `throughput_bench score`: the records kept by the run, scored later
-            graph = graph[:-1] + f", the run's kept records scored against it on {teacher['scored'][:10]}."
+        # `throughput_bench score` scores the records a run kept against a teacher graph made later.
+        scored = teacher.get("scored")
+        later = f", the run's kept records scored against it on {scored[:10]}" if scored else ""
+        graph = (f"teacher graph from `{Path(teacher['records']).name}` (coverage "
+                 f"{teacher['kg_coverage']:.3f}, {teacher['failed_chunks']} failed chunks){later}.")
     lines = [
         f"Run of {run['date'][:10]}: {run['passages']} passages ({run['chunks']} chunks) of "
         f"{Path(run['dataset']).name}, {graph}",

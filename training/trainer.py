@@ -207,37 +207,39 @@ def _check_output_dir(config: TrainConfig, ref: BaseModelRef) -> Path | None:
     return checkpoint
 
 
+def _configured_lora_shape(config: TrainConfig) -> dict[str, Any]:
+    """The LoRA shape `config` asks for, in peft's keys (target modules sorted)."""
+    return {"r": config.lora_r, "lora_alpha": config.lora_alpha,
+            "target_modules": sorted(config.target_modules)}
+
+
+def _saved_lora_shape(saved: dict[str, Any]) -> dict[str, Any]:
+    """The LoRA shape an adapter config records (None where it records none); target modules sorted, as
+    peft may save them as a set or as one name."""
+    modules = saved.get("target_modules") or []
+    return {"r": saved.get("r"), "lora_alpha": saved.get("lora_alpha"),
+            "target_modules": [modules] if isinstance(modules, str) else sorted(modules)}
+
+
 def warm_start_shape(config: TrainConfig, ref: BaseModelRef) -> TrainConfig:
     """`config`, or with `init_adapter` the same config with that adapter's LoRA shape (rank, alpha, target
     modules), after checking that the adapter exists and was trained for `ref`."""
     if config.init_adapter is None:
         return config
-    saved = check_adapter(config.init_adapter, ref)
-    modules = saved.get("target_modules") or []
-    shape = {
-        "lora_r": int(saved.get("r", config.lora_r)),
-        "lora_alpha": int(saved.get("lora_alpha", config.lora_alpha)),
-        "target_modules": [modules] if isinstance(modules, str) else sorted(modules),
-    }
-    configured = {"lora_r": config.lora_r, "lora_alpha": config.lora_alpha,
-                  "target_modules": sorted(config.target_modules)}
-    changed = [f"{k} {configured[k]} -> {v}" for k, v in shape.items() if configured[k] != v]
+    configured = _configured_lora_shape(config)
+    saved = _saved_lora_shape(check_adapter(config.init_adapter, ref))
+    shape = {key: configured[key] if value is None else value for key, value in saved.items()}
+    changed = [f"{key} {configured[key]} -> {shape[key]}" for key in shape if configured[key] != shape[key]]
     if changed:
         logger.info("warm start from %s: its LoRA shape replaces the configured one (%s)",
                     config.init_adapter, "; ".join(changed))
-    return replace(config, **shape)
+    return replace(config, lora_r=int(shape["r"]), lora_alpha=int(shape["lora_alpha"]),
+                   target_modules=shape["target_modules"])
 
 
 def _check_same_lora(config: TrainConfig, saved: dict[str, Any], checkpoint: Path) -> None:
     """Resuming needs the checkpoint's LoRA shape; a mismatch would fail deep inside weight loading."""
-    wanted = {
-        "r": config.lora_r,
-        "lora_alpha": config.lora_alpha,
-        "target_modules": set(config.target_modules),
-    }
-    found = {key: saved.get(key) for key in wanted}
-    if isinstance(found["target_modules"], list):
-        found["target_modules"] = set(found["target_modules"])
+    wanted, found = _configured_lora_shape(config), _saved_lora_shape(saved)
     differ = [f"{key} {found[key]} (asked: {wanted[key]})" for key in wanted if found[key] != wanted[key]]
     if differ:
         raise TrainingError(

@@ -324,5 +324,6 @@ def score_kept(
         typer.echo(f"{row['setting']['name']}: triple F1 {row['agreement_with_teacher']['f1']}")
     typer.echo(f"wrote {result}")
 
+
 if __name__ == "__main__":
     app()
