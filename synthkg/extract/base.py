@@ -122,6 +122,8 @@ Constrain = Literal["always", "retry"]
 # tends to be copied, so those are re-asked without it.
 _ECHO_REASONS = frozenset({"no_json", "invalid_json", "schema"})
 _ECHO_CHARS = 2000
+# What the repair prompt asks to write again, by output format.
+_REPLY_FORM = {"json": "one JSON object", "lines": "the entity, proposition and triple lines"}
 
 
 @dataclass
@@ -160,7 +162,11 @@ def ask(
         except ParseError as exc:
             error = exc
         answer.errors.append(error)
-        follow_up = repair.fill({"problem": error.detail, "hint": repair.hints.get(error.reason, "")})
+        follow_up = repair.fill({
+            "problem": error.detail,
+            "hint": repair.hints.get(error.reason, ""),
+            "form": _REPLY_FORM[prompt.output_format],
+        })
         if error.reason in _ECHO_REASONS:
             echoed: Message = {"role": "assistant", "content": result.text[:_ECHO_CHARS]}
             messages = [*base, echoed, {"role": "user", "content": follow_up}]

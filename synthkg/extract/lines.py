@@ -16,7 +16,8 @@ proposition order aside).
 
 Parsing is line by line and keeps every well-formed fact before a problem: an answer cut at its token
 budget, or stopped because it started to loop, still yields the facts it wrote before that point
-(JSON cut anywhere yields nothing). `LoopGuard` tells a streaming backend when to stop generating."""
+(JSON cut anywhere yields nothing); one stopped before its first fact is an error, and re-asked.
+`LoopGuard` tells a streaming backend when to stop generating."""
 
 from __future__ import annotations
 
@@ -88,9 +89,10 @@ class LineReport:
 
 def parse_lines(text: str, *, finish_reason: str = "stop") -> tuple[ChunkGraph, LineReport]:
     """The graph in `text` and a report. Raises ParseError: "empty" (nothing written), "schema" (no
-    line in the format), "repetition" (a loop before any fact). A triple before any proposition, or a
-    line in no known form, is skipped and reported. With `finish_reason` "length" or "loop" the last
-    line, perhaps cut in the middle, is dropped."""
+    line in the format), "repetition" (a loop before the first fact), "truncated" (cut at the budget
+    before the first fact). An answer that ends normally after its entity lines is a graph without
+    facts. A triple before any proposition, or a line in no known form, is skipped and reported. With
+    `finish_reason` "length" or "loop" the last line, perhaps cut in the middle, is dropped."""
     if not text.strip():
         raise ParseError("empty", "the answer is empty")
     report = LineReport(cut=finish_reason in ("length", "loop"))
@@ -125,9 +127,15 @@ def parse_lines(text: str, *, finish_reason: str = "stop") -> tuple[ChunkGraph, 
                          for n in names.split(";") if n.strip()]
             continue
         report.skipped.append(line)
+    if not quadruples:
+        # An answer stopped before its first fact (a loop in the entity lines, most often one entity
+        # line running on) is broken, not a chunk without facts: its entities alone would hide that.
+        if report.loop_at is not None or finish_reason == "loop":
+            where = f" from line {report.loop_at + 1}" if report.loop_at is not None else ""
+            raise ParseError("repetition", f"the answer loops{where} before its first fact")
+        if report.cut:
+            raise ParseError("truncated", "the answer was cut at its token budget before its first fact")
     if not entities and not quadruples:
-        if report.loop_at is not None:
-            raise ParseError("repetition", f"the answer loops from line {report.loop_at + 1}")
         raise ParseError(
             "schema",
             "no line in the expected form: 'TYPE: name; name', '> sentence' or 'subject | relation | object'",

@@ -129,3 +129,16 @@ def test_a_lines_answer_without_facts_is_re_asked_then_fails() -> None:
     result = DistilledExtractor(fake, prompt=_lines_student()).extract("Frida Kahlo was born in Coyoacan.")
     assert result.failure == "one_call:schema" and len(fake.calls) == 2
     assert "Sorry, I cannot." in fake.calls[1].messages[-2]["content"]  # shown its answer and the problem
+
+
+def test_a_lines_answer_that_loops_before_its_first_fact_is_re_asked() -> None:
+    # Seen on the line student: an entity line running on ("great-great-great-...") until the guard
+    # stopped it; its entities alone would have passed as a chunk without facts.
+    runaway = "PERSON: Frida Kahlo\nOTHER: daughter; daughter's great-" + "great-" * 400
+    fake = StreamingScriptedChatModel([runaway, LINES_ANSWER])
+    result = DistilledExtractor(fake, prompt=_lines_student()).extract("Frida Kahlo was born in Coyoacan.")
+    assert result.ok and len(fake.calls) == 2 and len(result.graph.quadruples) == 1
+    assert result.issues[0].startswith("one_call:repetition")
+    re_ask = fake.calls[1].messages[-1]["content"]
+    assert "before its first fact" in re_ask and "the entity, proposition and triple lines" in re_ask
+    assert "JSON" not in re_ask and runaway[:60] not in re_ask  # a loop is not shown back

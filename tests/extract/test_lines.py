@@ -85,6 +85,18 @@ def test_nothing_usable_is_an_error_with_a_reason() -> None:
     assert looping.value.reason == "repetition"
 
 
+def test_an_answer_stopped_before_its_first_fact_is_an_error() -> None:
+    entities = ANSWER.split("> ")[0]
+    graph, _ = parse_lines(entities)  # ended by the model: a chunk without facts
+    assert graph.entities and not graph.quadruples
+    with pytest.raises(ParseError) as runaway:
+        parse_lines(entities + "OTHER: great-great-great-great-great", finish_reason="loop")
+    assert runaway.value.reason == "repetition"
+    with pytest.raises(ParseError) as cut:
+        parse_lines(entities + "> Charles Babbage designed", finish_reason="length")
+    assert cut.value.reason == "truncated"
+
+
 def test_a_loop_is_cut_where_it_starts() -> None:
     looping = ANSWER + "> Charles Babbage designed the Analytical Engine in London.\n" + ANSWER * 3
     graph, report = parse_lines(looping, finish_reason="loop")
@@ -118,9 +130,10 @@ def test_parse_never_crashes(text: str, finish_reason: str) -> None:
     try:
         graph, _ = parse_lines(text, finish_reason=finish_reason)
     except ParseError as exc:
-        assert exc.reason in {"empty", "schema", "repetition"}
+        assert exc.reason in {"empty", "schema", "repetition", "truncated"}
     else:
         assert graph.entities or graph.quadruples
+        assert graph.quadruples or finish_reason == "stop"
 
 
 @settings(max_examples=150, deadline=None)

@@ -122,7 +122,7 @@ def test_malformed_prompt_data_is_rejected() -> None:
 def test_repair_prompt_has_a_hint_for_every_parse_reason() -> None:
     repair = load_prompt("repair")
     assert set(repair.hints) == {"empty", "no_json", "invalid_json", "truncated", "repetition", "schema"}
-    assert repair.variables == {"problem", "hint"}
+    assert repair.variables == {"problem", "hint", "form"}
 
 
 def test_changed_prompts_have_bumped_versions() -> None:
