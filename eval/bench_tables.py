@@ -96,8 +96,16 @@ def ingest_table(results_dir: Path) -> str | None:
 
 
 def _f1(row: dict[str, Any]) -> str:
+    """The row's triple F1 against the teacher and, where the run compared it, its difference to the
+    baseline's with the 95% paired-bootstrap interval over chunks."""
     f1 = (row.get("agreement_with_teacher") or {}).get("f1")
-    return "–" if f1 is None else f"{f1:.3f}"
+    if f1 is None:
+        return "–"
+    versus = row.get("triple_f1_vs_baseline")
+    if not versus:
+        return f"{f1:.3f}"
+    low, high = versus["ci95"]
+    return f"{f1:.3f} ({versus['difference']:+.3f}, 95% CI {low:+.3f} to {high:+.3f})"
 
 
 def throughput_table(results_dir: Path) -> str | None:
@@ -121,7 +129,7 @@ def throughput_table(results_dir: Path) -> str | None:
         "",
         "| setting | extractor / model | engine, slots | passages / h | x baseline "
         "| completion tokens / passage | tokens / s | calls / 1k words | loops / 1k chunks | failed chunks "
-        "| triple F1 vs teacher | KG coverage |",
+        "| triple F1 vs teacher (difference to baseline, 95% CI) | KG coverage |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in run["settings"]:

@@ -98,7 +98,8 @@ class LLMSettings(BaseModel):
         "in process",
     )
     slots: int = Field(
-        4, ge=1, description="server engine: sequences decoded together (continuous batching)"
+        8, ge=1, description="server engine: sequences decoded together (continuous batching; on 2 cores 8 "
+        "give 1.17x the tokens/s of 4)"
     )
     servers: int = Field(
         1, ge=1, description="server engine: llama-server processes sharing the slots (each samples its "

@@ -12,6 +12,8 @@ from langchain_core.language_models import FakeListChatModel
 
 from synthkg.api import EmptyStoreError, KnowledgeGraph
 from synthkg.config import Settings
+from synthkg.extract.lines import render_lines
+from synthkg.extract.schema import ChunkGraph
 from synthkg.indexes import IndexMismatchError, SearchIndex
 from synthkg.model import Document, GraphBatch
 from synthkg.prompts import load_prompt
@@ -248,7 +250,15 @@ def test_distilled_ingest_builds_the_named_student(tmp_path: Path, monkeypatch: 
              "quadruples": [{"subject": "Oslo", "relation": "is the capital of", "object": "Norway",
                              "proposition": "Oslo is the capital of Norway."}]}
     built: list[str] = []
-    fake = ScriptedChatModel(lambda call: json.dumps(graph))
+    shipped = load_student_prompt(factory.shipped_student_path())
+    assert shipped is not None
+
+    def reply(call: RecordedCall) -> str:  # each student answers in the format it was trained on
+        if call.messages[0]["content"] == shipped.system_prompt and shipped.output_format == "lines":
+            return render_lines(ChunkGraph.model_validate(graph))
+        return json.dumps(graph)
+
+    fake = ScriptedChatModel(reply)
 
     def student_backend(settings: object, cache_dir: Path) -> ScriptedChatModel:
         built.append(str(factory.student_path(settings)))  # type: ignore[arg-type]
@@ -272,8 +282,7 @@ def test_distilled_ingest_builds_the_named_student(tmp_path: Path, monkeypatch: 
         assert kg.store.find_entities("Norway")
     assert built == [str(factory.shipped_student_path()), str(mine)]
     assert first.propositions == second.propositions == 1
-    shipped = load_student_prompt(factory.shipped_student_path())
-    assert shipped is not None and fake.calls[0].messages[0]["content"] == shipped.system_prompt
+    assert fake.calls[0].messages[0]["content"] == shipped.system_prompt
     assert fake.calls[1].messages == [{"role": "system", "content": "Graph it."},
                                       {"role": "user", "content": "Text: Oslo is the capital of Norway."}]
 

@@ -30,7 +30,7 @@ import typer
 from eval.corpus import prepare_corpus
 from eval.datasets import Dataset, load_dataset
 from eval.kg_eval import GraphTriples, MemoEmbedder, eval_kg
-from eval.metrics import triple_coverage
+from eval.triple_agreement import agreement
 from synthkg.config import LLMSettings, Settings
 from synthkg.embeddings import Embedder, make_embedder
 
@@ -82,23 +82,6 @@ def _build(name: str, dataset: Dataset, settings: Settings, extractor: str, embe
         "stages": {k: v.model_dump() for k, v in stages.items()},
     }
     return row, triples
-
-
-def agreement(student: Any, teacher: Any, embedder: Embedder, threshold: float) -> dict[str, float | None]:
-    """Micro precision / recall / F1 of the student's triples against the teacher's, chunk by chunk."""
-    matched_student = total_student = matched_teacher = total_teacher = 0
-    for chunk in set(student.by_chunk) | set(teacher.by_chunk):
-        ours, theirs = student.by_chunk.get(chunk, []), teacher.by_chunk.get(chunk, [])
-        total_student, total_teacher = total_student + len(ours), total_teacher + len(theirs)
-        if ours and theirs:
-            forward = triple_coverage(ours, theirs, embedder, threshold).triples
-            backward = triple_coverage(theirs, ours, embedder, threshold).triples
-            matched_student += sum(t.covered for t in forward)
-            matched_teacher += sum(t.covered for t in backward)
-    precision = matched_student / total_student if total_student else None
-    recall = matched_teacher / total_teacher if total_teacher else None
-    f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": round(f1, 4), "threshold": threshold}
 
 
 @app.command()

@@ -18,11 +18,11 @@ Per setting, with a fresh call cache and after one warm-up call (model loaded, s
 chunk of the passages is extracted to records with SLOTS documents in flight; the wall time of that is
 the throughput (passages per hour, completion tokens per passage and per second). The records are then
 replayed into a store and scored like distill_bench: KG coverage of the questions' gold triples, triple
-F1 against the teacher's graph, failed chunks, and loops (answers stopped looping or cut at the budget)
-per 1,000 chunks. The teacher's graph is --teacher-records (records of an earlier run, e.g. kept with
---keep-records) or, without it, the records of this run's first multistep setting. `score` does that
-scoring later for a run that had no teacher graph, from the records it kept (quality only: the speed
-columns stay the run's own).
+F1 against the teacher's graph (and its difference to the baseline's with a paired-bootstrap interval
+over chunks), failed chunks, and loops (answers stopped looping or cut at the budget) per 1,000 chunks.
+The teacher's graph is --teacher-records (records of an earlier run, e.g. kept with --keep-records) or,
+without it, the records of this run's first multistep setting. `score` does that scoring later for a run
+that had no teacher graph, from the records it kept (quality only: the speed columns stay the run's own).
 
 Nothing else may run on the machine meanwhile (llama.cpp slows ~10x when another process takes a core),
 except the busy processes a LOAD setting starts on purpose."""
@@ -44,10 +44,10 @@ from typing import Annotated, Any
 
 import typer
 
-from eval.benchmarks.distill_bench import agreement
 from eval.corpus import prepare_corpus
 from eval.datasets import Dataset, load_dataset
 from eval.kg_eval import GraphTriples, MemoEmbedder, eval_kg
+from eval.triple_agreement import agreement_of, chunk_counts, f1_difference
 from synthkg.chunking import chunk_text
 from synthkg.config import LLMSettings, Settings
 from synthkg.embeddings import Embedder, make_embedder
@@ -178,11 +178,17 @@ def score(name: str, records: Path, dataset: Dataset, work: Path, embedder: Embe
 
 
 def add_agreement(rows: list[dict[str, Any]], graphs: dict[str, GraphTriples], teacher: GraphTriples,
-                  embedder: Embedder, threshold: float) -> None:
-    """Each row's triple precision / recall / F1 against the teacher's graph, chunk by chunk."""
+                  embedder: Embedder, threshold: float, baseline: str | None) -> None:
+    """Each row's triple precision / recall / F1 against the teacher's graph, chunk by chunk; each row but
+    the `baseline` setting's also its F1 minus the baseline's with a 95% paired-bootstrap interval over
+    chunks (`triple_f1_vs_baseline`: is the difference more than a few chunks' noise?)."""
+    counts = {name: chunk_counts(graphs[name], teacher, embedder, threshold)
+              for name in (row["setting"]["name"] for row in rows)}
     for row in rows:
-        graph = graphs[row["setting"]["name"]]
-        row["agreement_with_teacher"] = agreement(graph, teacher, embedder, threshold)
+        name = row["setting"]["name"]
+        row["agreement_with_teacher"] = agreement_of(counts[name].values(), threshold)
+        if baseline in counts and name != baseline:
+            row["triple_f1_vs_baseline"] = f1_difference(counts[name], counts[baseline])
 
 
 def add_ratios(rows: list[dict[str, Any]], baseline: str) -> None:
@@ -255,7 +261,7 @@ def main(
             teacher, teacher_triples = score("teacher", teacher_records, data, work, embedder, threshold)
             teacher_name = str(teacher_records)
         if teacher_triples is not None:
-            add_agreement(rows, graphs, teacher_triples, embedder, threshold)
+            add_agreement(rows, graphs, teacher_triples, embedder, threshold, baseline)
     add_ratios(rows, baseline)
     result = {
         "benchmark": "throughput",
@@ -293,7 +299,7 @@ def score_run(run: dict[str, Any], data: Dataset, records: Path, teacher_records
                                  "of this run")
         teacher, teacher_triples = score("teacher", teacher_records, data, work, embedder, threshold)
     scored = {**run, "settings": [dict(row) for row in run["settings"]]}
-    add_agreement(scored["settings"], graphs, teacher_triples, embedder, threshold)
+    add_agreement(scored["settings"], graphs, teacher_triples, embedder, threshold, run.get("baseline"))
     scored["teacher"] = {"records": str(teacher_records), **teacher,
                          "scored": datetime.now(UTC).isoformat(timespec="seconds")}
     return scored

@@ -55,7 +55,7 @@ def test_a_setting_runs_and_is_scored(tmp_path: Path, monkeypatch: pytest.Monkey
     assert quality["failed_chunks"] == 0 and quality["triples"] == len(triples.all) > 0
 
     # Scored later against a teacher graph (here the same records: every triple agrees).
-    run = {"settings": [row | quality | {"records": records.name}], "teacher": None}
+    run = {"settings": [row | quality | {"records": records.name}], "teacher": None, "baseline": "fake"}
     scored = score_run(run, data, records.parent, records, HashingEmbedder(), 0.88)
     assert scored["settings"][0]["agreement_with_teacher"]["f1"] == 1.0
     assert scored["teacher"]["triples"] == quality["triples"] and scored["teacher"]["scored"]
@@ -97,6 +97,15 @@ def test_the_readme_table_comes_from_the_newest_result(tmp_path: Path) -> None:
     assert table is not None and "2026-12-03" in table and "| half |" not in table and "| a |" not in table
     expected = "| fast | distilled `fast` | server, 4 | 1,200 | 7.50x | 300 | 40.0 | 12.3 | 0 | 1 / 53 | 0.41"
     assert expected in table
+    # With the F1 difference to the baseline the run measured, its interval is shown beside the F1.
+    compared = row("fast", 1200.0, 7.5) | {"triple_f1_vs_baseline": {"difference": -0.014,
+                                                                      "ci95": [-0.05, 0.021]}}
+    (tmp_path / "new.json").write_text(json.dumps(
+        {**result, "date": "2026-12-03", "settings": [row("base", 160.0, 1.0), compared]}
+    ))
+    table = throughput_table(tmp_path)
+    assert table is not None and "| 0.410 (-0.014, 95% CI -0.050 to +0.021) | 0.2" in table
+    assert "| 1 / 53 | 0.410 | 0.2" in table  # the baseline's own row: no difference
 
 
 def test_ratios_are_to_the_named_baseline() -> None:

@@ -220,6 +220,15 @@ def _real_binary() -> Path:
 
 
 @pytest.mark.slow
+def _every_complete_line_readable(text: str) -> bool:
+    """Whether each complete line of `text` is in the line format (the last one may be cut at the budget;
+    the base model, not a student, may not reach a fact within it)."""
+    complete = text[: text.rfind("\n") + 1]
+    assert complete, f"no complete line in {text!r}"
+    graph, report = parse_lines(complete)
+    return bool(graph.entities or graph.quadruples) and not report.skipped
+
+
 def test_real_server_generates_follows_the_line_grammar_and_stops_a_loop() -> None:
     spec = ServerSpec(binary=_real_binary(), model="qwen2.5-coder-0.5b", cache_dir=default_cache_dir(),
                       slots=2, threads=2, context_per_slot=1024)
@@ -232,9 +241,7 @@ def test_real_server_generates_follows_the_line_grammar_and_stops_a_loop() -> No
     ]
     result = backend.chat(messages, grammar=GRAMMAR)
     assert result.completion_tokens > 5 and result.prompt_tokens > 20
-    graph, report = parse_lines(result.text, finish_reason=result.finish_reason)
-    assert graph.quadruples or graph.entities  # the grammar makes every line readable
-    assert not report.skipped
+    assert _every_complete_line_readable(result.text)  # the grammar makes every line readable
     # Two calls at once run in the two slots.
     with_slots: list[str] = []
     def ask() -> None:
@@ -249,7 +256,7 @@ def test_real_server_generates_follows_the_line_grammar_and_stops_a_loop() -> No
     # two sums in another order than a batch of one, and greedy decoding can tip on that.)
     assert len(with_slots) == 2
     for text in with_slots:
-        assert not parse_lines(text, finish_reason="length")[1].skipped
+        assert _every_complete_line_readable(text)
     # A guard that finds a "loop" at once stops the generation early.
     guard = LoopGuard(max_line_chars=10)
     stopped = backend.chat(messages, grammar=GRAMMAR, max_tokens=160, stop_when=guard)
