@@ -485,6 +485,12 @@ def extract(
         float | None, typer.Option(help="Start no document after this many seconds (resume later).")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    done: Annotated[
+        list[Path] | None,
+        typer.Option(help="A records file whose documents count as extracted (skipped), e.g. another "
+                     "student's records of the corpus' first part; repeat for several. Replay them "
+                     "together with --records A --records B."),
+    ] = None,
 ) -> None:
     """Extract a corpus to records without a store: one JSON line per chunk, replayable with
     `synthkg ingest --records` or `synthkg eval ... --records`, and a training set for `synthkg train
@@ -505,6 +511,9 @@ def extract(
         echo(f"warning: {error}", err=True, fg=typer.colors.YELLOW)
     if not loaded.documents:
         fail("no documents to extract")
+    for path in done or []:
+        if not path.is_file():
+            fail(f"--done {path}: no such records file")
     usage = Usage()
     try:
         setup = Runtime(settings).extraction(extractor, usage=usage)
@@ -516,7 +525,7 @@ def extract(
     try:
         stats = extract_corpus(loaded.documents, setup.extractor, out, model=setup.model,
                                prompt_versions=setup.prompt_versions, workers=parallel, deadline=deadline,
-                               stop=stop, progress=progress)
+                               stop=stop, progress=progress, done_elsewhere=done or [])
     finally:
         if setup.cached is not None:
             setup.cached.close()
@@ -527,9 +536,10 @@ def extract(
     stats["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     stats_path = append_stats(out, stats)
     total = usage.total()
+    where = f"{out} or --done" if done else str(out)
     echo(
         f"{stats['documents']} documents ({stats['chunks']} chunks, {stats['failed_chunks']} failed) in "
-        f"{stats['seconds']:.0f} s; {stats['skipped_documents']} already in {out}; "
+        f"{stats['seconds']:.0f} s; {stats['skipped_documents']} already in {where}; "
         f"{total.completion_tokens} completion tokens ({total.stopped_looping} loops stopped)"
     )
     if stats["timed_out"] or stats["stopped"] or stats["backend_errors"]:

@@ -102,6 +102,16 @@ def test_the_command_extracts_with_the_student_and_appends_stats(
     assert stats[0]["usage"]["one_call"]["calls"] == 4
     record = json.loads(out.read_text().splitlines()[0])
     assert record["teacher"]["model"] == "llamacpp:fake" and record["graph"]["quadruples"]
+    # Another extractor's records of the first documents count as done: only the rest is extracted.
+    later = tmp_path / "later.jsonl"
+    first_two = tmp_path / "first-two.jsonl"
+    first_two.write_text("".join(out.read_text().splitlines(keepends=True)[:2]))
+    rest = runner.invoke(app, ["extract", str(corpus), "--out", str(later), "--done", str(first_two),
+                               "--no-progress"])
+    assert rest.exit_code == 0 and "4 documents" in rest.output and "2 already in" in rest.output
+    assert not done_documents(later) & done_documents(first_two)
+    missing = runner.invoke(app, ["extract", str(corpus), "--out", str(later), "--done", str(tmp_path / "x")])
+    assert missing.exit_code == 1 and "no such records file" in missing.output
 
 
 def test_the_command_refuses_what_it_cannot_do(corpus: Path, tmp_path: Path) -> None:

@@ -89,8 +89,10 @@ def extract_corpus(
     stop: threading.Event | None = None,
     progress: bool = True,
     on_document: Callable[[int], None] | None = None,
+    done_elsewhere: Sequence[Path] = (),
 ) -> dict[str, Any]:
-    """Extract every document not yet in `out` and append its chunk records; returns the run's counts.
+    """Extract every document not yet in `out` (nor in the records files `done_elsewhere`: e.g. another
+    extractor's records of the corpus' first part) and append its chunk records; returns the run's counts.
 
     Documents not finished by `deadline` (a time.monotonic() value) or when `stop` is set, or whose LLM
     calls failed, are left for the next run (counted in "backend_errors" when not just out of time).
@@ -99,7 +101,7 @@ def extract_corpus(
     torn = drop_torn_tail(out)
     if torn:
         log.warning("%s: dropped an incomplete last line (%d bytes) left by a stopped run", out, torn)
-    done = done_documents(out)
+    done = done_documents(out).union(*(done_documents(path) for path in done_elsewhere))
     todo = [d for d in documents if d.id not in done]
     lock = threading.Lock()
     started = time.monotonic()
