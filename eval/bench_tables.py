@@ -1,13 +1,14 @@
-"""The store, ingestion, extraction-throughput, embedding and retrieval-ablation benchmark tables,
-generated from their committed result files (`eval/benchmarks/store_bench.py`, `ingest_bench.py`,
-`throughput_bench.py`, `embed_bench.py`, `retrieval_ablation.py`) so the README never carries numbers
-copied by hand. `synthkg eval report --readme` writes each between its own markers:
+"""The store, ingestion, extraction-throughput, embedding, retrieval-ablation and gold-links benchmark
+tables, generated from their committed result files (`eval/benchmarks/store_bench.py`, `ingest_bench.py`,
+`throughput_bench.py`, `embed_bench.py`, `retrieval_ablation.py`, `gold_links_bench.py`) so the README never
+carries numbers copied by hand. `synthkg eval report --readme` writes each between its own markers:
 
     <!-- eval-report:store:start -->       <!-- eval-report:store:end -->
     <!-- eval-report:ingest:start -->      <!-- eval-report:ingest:end -->
     <!-- eval-report:throughput:start -->  <!-- eval-report:throughput:end -->
     <!-- eval-report:embed:start -->       <!-- eval-report:embed:end -->
     <!-- eval-report:ablation:start -->    <!-- eval-report:ablation:end -->
+    <!-- eval-report:gold-links:start -->  <!-- eval-report:gold-links:end -->
 """
 
 from __future__ import annotations
@@ -177,14 +178,20 @@ def embed_table(results_dir: Path) -> str | None:
     return "\n".join(lines)
 
 
-def ablation_table(results_dir: Path) -> str | None:
-    """Recall of each graph-retrieval stage added one at a time (eval/benchmarks/retrieval_ablation.py),
-    one table per dataset (its newest run over the most passages)."""
+def _newest_per_dataset(results_dir: Path, benchmark: str) -> dict[str, dict[str, Any]]:
+    """Each dataset's newest run of `benchmark` over the most passages."""
     newest: dict[str, dict[str, Any]] = {}
-    for _, data in _benchmark_files(results_dir, "retrieval_ablation"):
+    for _, data in _benchmark_files(results_dir, benchmark):
         kept = newest.get(data["dataset"])
         if kept is None or (data["passages"], data["date"]) > (kept["passages"], kept["date"]):
             newest[data["dataset"]] = data
+    return newest
+
+
+def ablation_table(results_dir: Path) -> str | None:
+    """Recall of each graph-retrieval stage added one at a time (eval/benchmarks/retrieval_ablation.py),
+    one table per dataset (its newest run over the most passages)."""
+    newest = _newest_per_dataset(results_dir, "retrieval_ablation")
     if not newest:
         return None
     parts = []
@@ -210,10 +217,45 @@ def ablation_table(results_dir: Path) -> str | None:
     return "\n\n".join(parts)
 
 
+def gold_links_table(results_dir: Path) -> str | None:
+    """Per dataset (its newest run over the most passages, eval/benchmarks/gold_links_bench.py): how many
+    questions' gold passages the graph links into one chain from the question, by question type, and
+    recall@5 of dense, graph and hippo on the questions with the whole chain and on the others."""
+    newest = _newest_per_dataset(results_dir, "gold_links")
+    if not newest:
+        return None
+    modes = list(dict.fromkeys(m for run in newest.values() for m in run["recall@5"]))
+    header = ("| corpus | questions | gold passages with facts | a gold passage named | whole chain "
+              "| whole chain, by type | " + " | ".join(f"{m} recall@5: whole / broken" for m in modes) + " |")
+    lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
+
+    def share(value: float | None) -> str:
+        return "–" if value is None else f"{value:.0%}"
+
+    def number(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    for name in sorted(newest):
+        run = newest[name]
+        types: dict[str, list[bool]] = {}
+        for row in run["rows"]:
+            whole = row["gold"] > 0 and row["reachable"] == row["gold"]
+            types.setdefault(row.get("question_type") or "untyped", []).append(whole)
+        by_type = ", ".join(f"{kind} {sum(v)}/{len(v)}" for kind, v in sorted(types.items()))
+        split = [f"{number(run['recall@5'][m]['whole_chain'])} / {number(run['recall@5'][m]['broken_chain'])}"
+                 if m in run["recall@5"] else "–" for m in modes]
+        cells = [f"{name}, {run['passages']:,} passages ({run['date'][:10]})", str(run["questions"]),
+                 share(run["gold_with_facts"]), share(run["questions_with_a_named_gold_passage"]),
+                 share(run["questions_with_the_whole_chain"]), by_type, *split]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[Path], str | None]] = {
     "store": store_table,
     "ingest": ingest_table,
     "throughput": throughput_table,
     "embed": embed_table,
     "ablation": ablation_table,
+    "gold-links": gold_links_table,
 }

@@ -6,6 +6,7 @@ after a crash), runs, and writes one JSON result file into --out (default eval/r
 
 from __future__ import annotations
 
+import json
 from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
@@ -454,6 +455,38 @@ def kg_command(
         config = job.config([extractor.value], thresholds={"coverage_similarity": threshold},
                             **_subset(limit, distractors, supporting_only, recorded_only))
         job.write("kg", config, result.rows, result.aggregates, job.cost(result.wall_seconds), out)
+
+    _guarded(run)
+
+
+@eval_app.command("passages")
+def passages_command(
+    dataset: DatasetOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The corpus file to write (JSON list of "
+                                      "{id, title, text}); overwritten.")],
+    corpus: CorpusOpt = None,
+    limit: LimitOpt = None,
+    distractors: DistractorsOpt = 8,
+    supporting_only: SupportingOnlyOpt = False,
+) -> None:
+    """Write the passages an evaluation reads as a corpus file, to extract exactly those.
+
+    With --limit: the first N questions' context and supporting passages (plus sampled distractors where
+    a question lists no context), in corpus order; without it, every question's. Extract the file with
+    `synthkg extract FILE --out RECORDS` (resumable), then evaluate with `--records RECORDS
+    --recorded-only`: the passages keep their dataset ids, so the records replay into the dataset's store.
+    HotpotQA dev lists each question's 10 context passages but only 56% of its corpus is any question's
+    context: this leaves the other 44% out."""
+
+    def run() -> None:
+        data = load_dataset(dataset, corpus=corpus)
+        data = data.subset(limit or len(data.questions), distractors=distractors,
+                           supporting_only=supporting_only)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        records = [{"id": p.id, "title": p.title, "text": p.text} for p in data.passages]
+        lines = ",\n".join(json.dumps(r, ensure_ascii=False) for r in records)  # one passage per line
+        out.write_text(f"[\n{lines}\n]\n", encoding="utf-8")
+        typer.echo(f"wrote {len(records)} passages, those of {len(data.questions)} question(s), to {out}")
 
     _guarded(run)
 

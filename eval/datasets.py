@@ -104,10 +104,15 @@ class Dataset:
     def within(self, document_ids: Collection[str]) -> Dataset:
         """Only the passages whose documents are in `document_ids` (e.g. those extraction records cover)
         and the questions whose supporting passages are all among them, in their order: a corpus extracted
-        in parts, evaluated as far as it goes. The kept passages are all distractors to every question."""
+        in parts, evaluated as far as it goes. A question without supporting passages (HotpotQA dev) is
+        kept when its context passages are all there, so that answer@k does not count questions whose
+        evidence was never extracted; one with neither is kept. The kept passages are all distractors to
+        every question."""
         passages = [p for p in self.passages if self.document_id(p) in document_ids]
         kept = {p.id for p in passages}
-        questions = [q for q in self.questions if set(q.supporting_passage_ids) <= kept]
+        questions = [
+            q for q in self.questions if set(q.supporting_passage_ids or q.context_passage_ids or []) <= kept
+        ]
         return Dataset(name=self.name, passages=passages, questions=questions)
 
     def documents(self) -> tuple[list[Document], list[str]]:

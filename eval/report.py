@@ -317,6 +317,61 @@ def reader_table(rows: list[ReportRow]) -> str | None:
     return "\n".join(lines)
 
 
+GRAPH_COLUMNS = ("graph", "ppr", "hippo")
+
+
+def corpus_scale_table(results: list[tuple[Path, EvalResult]]) -> str | None:
+    """Retrieval over recorded corpora (`--recorded-only`): per dataset and corpus size the newest run's
+    recall@5 (answer@5 where the dataset has no supporting passages) of dense and each graph mode, then,
+    for each dataset's largest run, the same split by the dataset's question type. None without such runs."""
+    newest: dict[tuple[str, int], tuple[Path, EvalResult]] = {}
+    for path, result in results:
+        if result.kind != "retrieval" or not result.config.recorded_only or "dense" not in result.aggregates:
+            continue
+        key = (result.dataset.name, result.dataset.passages)
+        if key not in newest or (result.date, path.name) > (newest[key][1].date, newest[key][0].name):
+            newest[key] = (path, result)
+    if not newest:
+        return None
+    header = "| corpus | questions | metric | dense | " + " | ".join(GRAPH_COLUMNS) + " | best / dense |"
+    lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
+    largest: dict[str, EvalResult] = {}
+    for (name, passages), (_, result) in sorted(newest.items()):
+        largest[name] = result
+        metric = _headline_metric(result.aggregates["dense"].metrics)
+        values = {mode: summary.metrics.get(metric) for mode, summary in result.aggregates.items()}
+        lines.append(_scale_line(f"{name}, {passages:,} passages ({result.date[:10]})",
+                                 result.aggregates["dense"].n, metric, values))
+    typed = [(name, r) for name, r in largest.items() if any(row.get("question_type") for row in r.rows)]
+    if typed:
+        lines += ["", "By question type (each dataset's largest run above):", "",
+                  header.replace("| corpus |", "| corpus, question type |"),
+                  "|" + "---|" * header.count(" | ") + "---|"]
+        for name, result in typed:
+            metric = _headline_metric(result.aggregates["dense"].metrics)
+            by_type: dict[str, dict[str, list[float]]] = {}
+            for row in result.rows:
+                if metric in row["metrics"]:
+                    by_type.setdefault(row.get("question_type") or "untyped", {}).setdefault(
+                        row["mode"], []).append(row["metrics"][metric])
+            for kind, modes in sorted(by_type.items()):
+                values = {mode: sum(v) / len(v) for mode, v in modes.items()}
+                lines.append(_scale_line(f"{name}, {kind}", len(modes.get("dense", [])), metric, values))
+    return "\n".join(lines)
+
+
+def _headline_metric(dense_metrics: dict[str, float | None]) -> str:
+    return "recall@5" if dense_metrics.get("recall@5") is not None else "answer@5"
+
+
+def _scale_line(scope: str, questions: int, metric: str, values: dict[str, float | None]) -> str:
+    dense = values.get("dense")
+    graph = [values.get(mode) for mode in GRAPH_COLUMNS]
+    best = max((v for v in graph if v is not None), default=None)
+    cells = [scope, str(questions), metric, _number(dense), *(_number(v) for v in graph), _ratio(best, dense)]
+    return "| " + " | ".join(cells) + " |"
+
+
 def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.0%}"
 
@@ -513,6 +568,9 @@ def build_report(results_dir: Path = DEFAULT_RESULTS_DIR, readme: Path | None = 
                 f"{readme} has no {START_MARKER} ... {END_MARKER} markers: left unchanged; the table is "
                 "printed above"
             )
+        scale = corpus_scale_table(results)
+        if scale is not None and update_readme(readme, scale, "corpus-scale"):
+            report.notes.append(f"updated the corpus-scale table in {readme}")
         table_of_readers = reader_table(rows)
         if table_of_readers is not None and update_readme(readme, table_of_readers, "reader"):
             report.notes.append(f"updated the reader table in {readme}")

@@ -150,6 +150,8 @@ class RetrievalRow(BaseModel):
     retrieved: list[str] = Field(description="passage ids, best first, deduplicated, at most max(ks)")
     metrics: dict[str, float] = Field(default_factory=dict, description="recall@k, hits@k (if gold)")
     latency_ms: float
+    question_type: str | None = Field(None, description="the dataset's type of the question (MuSiQue's "
+                                      "'3hop1', 2Wiki's 'comparison'), for recall by type")
 
 
 class QARow(BaseModel):

@@ -103,6 +103,7 @@ def eval_retrieval(
                     retrieved=ranked,
                     metrics=_retrieval_metrics(ranked, question, ks, dataset),
                     latency_ms=round(latency, 3),
+                    question_type=question.type,
                 )
             )
     aggregates = {

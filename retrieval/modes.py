@@ -1,6 +1,6 @@
 """The retrieval and reader modes and the question check, in a module of their own so that command lines
 can use them without importing the retrievers (numpy, networkx, scipy) at start-up. See
-retrieval/retrievers.py and retrieval/reader.py for what each mode does."""
+retrieval/retrievers/ (one module per mode) and retrieval/reader.py for what each mode does."""
 
 from __future__ import annotations
 

@@ -27,6 +27,21 @@ def invoke(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def test_passages_writes_what_an_eval_reads_as_a_corpus_file(tmp_path: Path) -> None:
+    code, output = invoke("eval", "passages", "--dataset", str(SAMPLE_DIR), "--limit", "1", "-o", "one.json")
+    assert code == 0, output
+    written = json.loads((tmp_path / "one.json").read_text())
+    questions = json.loads((SAMPLE_DIR / "dev.json").read_text())
+    corpus = {p["id"]: p for p in json.loads((SAMPLE_DIR / "corpus.json").read_text())}
+    assert {p["id"] for p in written} == set(questions[0]["context_passage_ids"])
+    assert all(p == {k: corpus[p["id"]][k] for k in ("id", "title", "text")} for p in written)
+    assert f"wrote {len(written)} passages, those of 1 question(s)" in output
+    code, output = invoke("eval", "passages", "--dataset", str(SAMPLE_DIR), "-o", "all.json")
+    assert code == 0 and len(json.loads((tmp_path / "all.json").read_text())) == 40
+    code, output = invoke("eval", "passages", "--dataset", str(tmp_path / "missing"), "-o", "x.json")
+    assert code != 0 and "missing" in output and not (tmp_path / "x.json").exists()
+
+
 @pytest.mark.slow  # loads the MiniLM embedder
 def test_retrieval_on_the_sample_then_report(tmp_path: Path) -> None:
     code, output = invoke("eval", "retrieval", "--dataset", str(SAMPLE_DIR), "--extractor", "none",

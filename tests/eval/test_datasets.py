@@ -152,6 +152,13 @@ def test_hotpot_without_support_loads(multihop_dir: Path) -> None:
     dataset = load_dataset(multihop_dir / "hotpotqa_dev300")
     assert all(not q.supporting_passage_ids for q in dataset.questions)
     assert len(dataset.subset(1).passages) == 10
+    # Recorded in part: only the questions whose context passages were all recorded are answerable.
+    first_200 = {dataset.document_id(p) for p in dataset.passages[:200]}
+    within = dataset.within(first_200)
+    assert len(within.passages) == 200
+    assert within.questions and len(within.questions) < len(dataset.questions)
+    assert all(set(q.context_passage_ids or []) <= {p.id for p in within.passages} for q in within.questions)
+    assert len(within.questions) == 8  # the first 200 passages hold 8 questions' 10 context passages
 
 
 def test_user_jsonl_files(tmp_path: Path) -> None:

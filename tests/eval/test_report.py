@@ -11,6 +11,7 @@ from eval.report import (
     ReportError,
     _pareto,
     build_report,
+    corpus_scale_table,
     load_results,
     markers,
     reader_table,
@@ -101,6 +102,60 @@ def test_a_subset_of_the_same_dataset_is_a_row_of_its_own(results_dir: Path) -> 
     bm25 = [line for line in build_report(results_dir).table.splitlines() if "| retrieval | bm25 |" in line]
     assert [line.split(" | ")[0] for line in bm25] == ["| musique (19 q, 50 p)", "| musique (51 q, 1,839 p)"]
     assert "| 0.500 | 0.750 |" in bm25[1]  # the full-corpus run is not replaced by the newer subset run
+
+
+def recorded_run(date: str, passages: int, rows: list[tuple[str, str, str | None, dict[str, float]]]
+                 ) -> EvalResult:
+    """A `--recorded-only` retrieval run whose aggregates are the means of `rows` (question, mode, type,
+    metrics)."""
+    modes = list(dict.fromkeys(mode for _, mode, _, _ in rows))
+    aggregates = {}
+    for mode in modes:
+        values = [m for _, m_mode, _, m in rows if m_mode == mode]
+        names = {name for m in values for name in m}
+        aggregates[mode] = ModeSummary(n=len(values), metrics={
+            name: sum(m[name] for m in values) / len(values) for name in names})
+    run = result("retrieval", date, {})
+    run.dataset = DatasetInfo(name="2wiki", questions=len({q for q, *_ in rows}), passages=passages)
+    run.config = EvalConfig(modes=modes, extractor="distilled-records", embedding_model="m",
+                            recorded_only=True)
+    run.aggregates = aggregates
+    run.rows = [{"question_id": q, "mode": mode, "gold": [], "retrieved": [], "metrics": m, "latency_ms": 1.0,
+                 **({"question_type": kind} if kind else {})} for q, mode, kind, m in rows]
+    return run
+
+
+def test_corpus_scale_table_per_size_and_by_question_type(results_dir: Path) -> None:
+    small = recorded_run("2025-01-01T00:00:00+00:00", 600, [
+        ("q1", "dense", None, {"recall@5": 0.5}), ("q1", "hippo", None, {"recall@5": 1.0}),
+    ])
+    rows = []
+    for q, kind, dense, hippo, graph in (("q1", "comparison", 0.5, 1.0, 0.5),
+                                         ("q2", "comparison", 1.0, 1.0, 1.0),
+                                         ("q3", "compositional", 0.5, 0.5, 1.0)):
+        rows += [(q, "dense", kind, {"recall@5": dense}), (q, "hippo", kind, {"recall@5": hippo}),
+                 (q, "graph", kind, {"recall@5": graph})]
+    large = recorded_run("2025-01-02T00:00:00+00:00", 1400, rows)
+    older_large = recorded_run("2024-12-01T00:00:00+00:00", 1400, rows[:3])
+    answers_only = recorded_run("2025-01-03T00:00:00+00:00", 300, [
+        ("h1", "dense", None, {"answer@5": 0.5}), ("h1", "ppr", None, {"answer@5": 0.25}),
+    ])
+    answers_only.dataset.name = "hotpot"
+    not_recorded = result("retrieval", "2025-05-01T00:00:00+00:00", {"dense": {"recall@5": 0.1}})
+    files = [(Path(f"r{i}.json"), r) for i, r in enumerate((small, large, older_large, answers_only,
+                                                             not_recorded))]
+    lines = (corpus_scale_table(files) or "").splitlines()
+    assert lines[2:5] == [
+        "| 2wiki, 600 passages (2025-01-01) | 1 | recall@5 | 0.500 | – | – | 1.000 | 2.00x |",
+        "| 2wiki, 1,400 passages (2025-01-02) | 3 | recall@5 | 0.667 | 0.833 | – | 0.833 | 1.25x |",
+        "| hotpot, 300 passages (2025-01-03) | 1 | answer@5 | 0.500 | – | 0.250 | – | 0.50x |",
+    ]
+    typed = lines[lines.index("By question type (each dataset's largest run above):") + 4:]
+    assert typed == [
+        "| 2wiki, comparison | 2 | recall@5 | 0.750 | 0.750 | – | 1.000 | 1.33x |",
+        "| 2wiki, compositional | 1 | recall@5 | 0.500 | 1.000 | – | 0.500 | 2.00x |",
+    ]
+    assert corpus_scale_table([(Path("x.json"), not_recorded)]) is None
 
 
 def distill_file(
