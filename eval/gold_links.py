@@ -7,9 +7,10 @@ A graph walk can only reach a supporting passage the graph connects to the quest
   passage that only its own text can retrieve);
 - `named`: its gold passages the question reaches directly, by their title or by an entity the question
   names (the exact, name-like matches mode hippo seeds from);
-- `reachable`: its gold passages reachable from the named ones, two passages being linked when they share
-  an entity (the walk's passage -> entity -> passage step). A question whose gold passages are all
-  reachable is one where the graph holds the whole chain.
+- `reachable`: its gold passages reachable from the named ones through the gold passages themselves, two
+  passages being linked when they share an entity or hold two entities joined by a synonym edge (the
+  walk's passage -> entity (-> synonym) -> passage steps; `synonyms` as mode hippo draws them). A question
+  whose gold passages are all reachable is one where the graph holds the whole chain.
 
 `link_gold_passages` reads the store once per dataset; `summarize` splits the retrievers' recall@5 by
 whether the chain is whole.
@@ -17,10 +18,11 @@ whether the chain is whole.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from eval.datasets import Dataset
+from retrieval.passage_graph import synonym_pairs
 from retrieval.retrievers.linking import is_name, title_index, titled_chunks
 from synthkg.indexes import SearchIndex
 from synthkg.store.base import GraphStore
@@ -42,8 +44,11 @@ class GoldLinks:
         return self.gold > 0 and self.reachable == self.gold
 
 
-def link_gold_passages(dataset: Dataset, store: GraphStore, index: SearchIndex) -> list[GoldLinks]:
-    """`GoldLinks` of every question of `dataset` with supporting passages, over the store built from it."""
+def link_gold_passages(dataset: Dataset, store: GraphStore, index: SearchIndex,
+                       synonyms: Mapping[str, Collection[str]] | None = None) -> list[GoldLinks]:
+    """`GoldLinks` of every question of `dataset` with supporting passages, over the store built from it;
+    `synonyms`: entity id -> the ids it has a synonym edge to (none when not given)."""
+    synonyms = synonyms or {}
     chunks_of: dict[str, list[str]] = {}
     for chunk in store.iter_chunks():
         chunks_of.setdefault(chunk.document_id, []).append(chunk.id)
@@ -56,7 +61,8 @@ def link_gold_passages(dataset: Dataset, store: GraphStore, index: SearchIndex) 
     def entities(passage_id: str) -> frozenset[str]:
         if passage_id not in entity_cache:
             found = store.propositions_of_chunks(chunks(passage_id))
-            entity_cache[passage_id] = frozenset(eid for prop in found for eid in prop.entity_ids)
+            own = {eid for prop in found for eid in prop.entity_ids}
+            entity_cache[passage_id] = frozenset(own.union(*(synonyms.get(eid, ()) for eid in own)))
         return entity_cache[passage_id]
 
     links = []
@@ -66,7 +72,7 @@ def link_gold_passages(dataset: Dataset, store: GraphStore, index: SearchIndex) 
             continue
         held = {pid: entities(pid) for pid in gold}
         in_question = {eid for eid, words in index.entities_named_in(question.question).items()
-                       if is_name(words)}
+                       if is_name(words)}  # a synonym of one is in the passages' expanded sets
         titled = set(titled_chunks(question.question, titles))
         named = {pid for pid in gold if held[pid] & in_question or titled.intersection(chunks(pid))}
         links.append(GoldLinks(
@@ -75,6 +81,16 @@ def link_gold_passages(dataset: Dataset, store: GraphStore, index: SearchIndex) 
             reachable=len(_reach(named, held)),
         ))
     return links
+
+
+def synonym_map(index: SearchIndex, floor: float, per_entity: int) -> dict[str, set[str]]:
+    """Entity id -> the ids of the entities whose names embed alike (mode hippo's synonym edges)."""
+    ids = index.ids("entities")
+    found: dict[str, set[str]] = {}
+    for a, b, _ in synonym_pairs(index, floor, per_entity):
+        found.setdefault(ids[a], set()).add(ids[b])
+        found.setdefault(ids[b], set()).add(ids[a])
+    return found
 
 
 def _reach(starts: Iterable[str], held: dict[str, frozenset[str]]) -> set[str]:

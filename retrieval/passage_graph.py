@@ -81,7 +81,7 @@ class PassageGraph:
                 edge(a, b, 1.0)
         synonyms = 0
         if params.synonyms_per_entity and entity_ids:
-            for a, b, sim in _synonym_pairs(index, params.synonym_min, params.synonyms_per_entity):
+            for a, b, sim in synonym_pairs(index, params.synonym_min, params.synonyms_per_entity):
                 edge(a, b, sim)
                 synonyms += 1
         size = len(node)
@@ -110,9 +110,9 @@ class PassageGraph:
         return x
 
 
-def _synonym_pairs(index: SearchIndex, floor: float, per_entity: int) -> list[tuple[int, int, float]]:
-    """Entity pairs (node numbers, a < b) whose name vectors have cosine >= floor, among each entity's
-    `per_entity` nearest; computed in blocks so memory stays bounded."""
+def synonym_pairs(index: SearchIndex, floor: float, per_entity: int) -> list[tuple[int, int, float]]:
+    """Entity pairs (index rows = node numbers, a < b) whose name vectors have cosine >= floor, among each
+    entity's `per_entity` nearest; computed in blocks so memory stays bounded."""
     vectors = index.vectors("entities")
     n = vectors.shape[0]
     pairs: dict[tuple[int, int], float] = {}

@@ -21,7 +21,7 @@ import typer
 
 from eval.benchmarks.retrieval_ablation import RESULTS, recorded_dataset
 from eval.corpus import prepare_corpus, replay_label
-from eval.gold_links import link_gold_passages, summarize
+from eval.gold_links import link_gold_passages, summarize, synonym_map
 from eval.retrieval_eval import eval_retrieval
 from synthkg.config import Settings
 from synthkg.runtime import Runtime
@@ -48,7 +48,9 @@ def main(
                               embedder=runtime.embedder, progress=progress, replay=replay)
     with prepared.open_store() as store:
         index = runtime.moved(prepared.settings).open_index()
-        links = link_gold_passages(data, store, index)
+        hippo = settings.retrieval.params().hippo
+        synonyms = synonym_map(index, hippo.synonym_min, hippo.synonyms_per_entity)
+        links = link_gold_passages(data, store, index, synonyms)
         retrieved = eval_retrieval(data, store, index, MODES, (5,), params=settings.retrieval.params(),
                                    progress=progress)
     recall: dict[str, dict[str, float]] = {}
@@ -61,6 +63,8 @@ def main(
         "dataset": data.name,
         "passages": len(data.passages),
         "records": [str(p) for p in records],
+        "synonyms": {"min_similarity": hippo.synonym_min, "per_entity": hippo.synonyms_per_entity,
+                     "pairs": sum(len(v) for v in synonyms.values()) // 2},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         **summarize(links, recall),
     }

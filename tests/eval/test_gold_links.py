@@ -40,6 +40,11 @@ def test_links_follow_shared_entities_from_what_the_question_names(
         GoldLinks("q3", "3hop", gold=3, with_facts=3, named=2, reachable=2),
     ]
     assert [link.whole_chain for link in links] == [True, False, False]
+    # A synonym edge (names that embed alike) links passages as a shared entity does.
+    scotland, lisbon = (store.find_entities(name)[0].id for name in ("Scotland", "Lisbon"))
+    linked = link_gold_passages(graph_dataset(DOCS, questions[2:3]), store, index,
+                                synonyms={scotland: {lisbon}, lisbon: {scotland}})
+    assert linked == [GoldLinks("q3", "3hop", gold=3, with_facts=3, named=2, reachable=3)]
     summary = summarize(links, {"dense": {"q1": 0.5, "q2": 1.0, "q3": 0.0}, "hippo": {"q1": 1.0}})
     assert summary["questions"] == 3 and summary["gold_passages"] == 7 and summary["gold_with_facts"] == 1.0
     assert summary["questions_with_a_named_gold_passage"] == 0.667
