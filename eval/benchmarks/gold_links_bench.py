@@ -19,12 +19,10 @@ from typing import Annotated, Any
 
 import typer
 
-from eval.benchmarks.retrieval_ablation import RESULTS, recorded_dataset
-from eval.corpus import prepare_corpus, replay_label
+from eval.benchmarks.retrieval_ablation import RESULTS, prepare_recorded
 from eval.gold_links import link_gold_passages, summarize, synonym_map
 from eval.retrieval_eval import eval_retrieval
 from synthkg.config import Settings
-from synthkg.runtime import Runtime
 
 MODES = ("dense", "graph", "hippo")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -41,11 +39,7 @@ def main(
 ) -> None:
     """How many questions' gold passages the graph links into one chain, and recall@5 with and without."""
     settings = Settings()
-    data, replay = recorded_dataset(dataset, records)
-    typer.echo(f"{data.name}: {len(data.questions)} questions over {len(data.passages)} recorded passages")
-    runtime = Runtime(settings)
-    prepared = prepare_corpus(data, settings, replay_label("distilled"), work_dir=work_dir,
-                              embedder=runtime.embedder, progress=progress, replay=replay)
+    data, runtime, prepared = prepare_recorded(dataset, records, settings, work_dir, progress)
     with prepared.open_store() as store:
         index = runtime.moved(prepared.settings).open_index()
         hippo = settings.retrieval.params().hippo

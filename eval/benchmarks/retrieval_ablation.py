@@ -27,7 +27,7 @@ from typing import Annotated, Any
 
 import typer
 
-from eval.corpus import prepare_corpus, replay_label
+from eval.corpus import PreparedCorpus, prepare_corpus, replay_label
 from eval.datasets import Dataset, load_dataset
 from eval.retrieval_eval import eval_retrieval
 from retrieval.fact_filter import llm_fact_filter
@@ -102,6 +102,18 @@ def recorded_dataset(dataset: Path, records: list[Path]) -> tuple[Dataset, Repla
     return data, replay
 
 
+def prepare_recorded(dataset: Path, records: list[Path], settings: Settings, work_dir: Path | None,
+                     progress: bool) -> tuple[Dataset, Runtime, PreparedCorpus]:
+    """The recorded part of `dataset` (as `recorded_dataset`) and its store, built or reused under the key
+    `synthkg eval retrieval --records ... --recorded-only --extractor distilled` uses."""
+    data, replay = recorded_dataset(dataset, records)
+    typer.echo(f"{data.name}: {len(data.questions)} questions over {len(data.passages)} recorded passages")
+    runtime = Runtime(settings)
+    prepared = prepare_corpus(data, settings, replay_label("distilled"), work_dir=work_dir,
+                              embedder=runtime.embedder, progress=progress, replay=replay)
+    return data, runtime, prepared
+
+
 def run_stages(data: Dataset, store: Any, index: Any, base: RetrievalParams,
                stages: tuple[Stage, ...] = STAGES, fact_filter: FactFilter | None = None,
                progress: bool = True) -> list[dict[str, Any]]:
@@ -140,11 +152,7 @@ def main(
 ) -> None:
     """Recall of every stage of the graph retrievers, added one at a time, over a recorded corpus."""
     settings = Settings()
-    data, replay = recorded_dataset(dataset, records)
-    typer.echo(f"{data.name}: {len(data.questions)} questions over {len(data.passages)} recorded passages")
-    runtime = Runtime(settings)
-    prepared = prepare_corpus(data, settings, replay_label("distilled"), work_dir=work_dir,
-                              embedder=runtime.embedder, progress=progress, replay=replay)
+    data, runtime, prepared = prepare_recorded(dataset, records, settings, work_dir, progress)
     usage = Usage()
     with prepared.open_store() as store, (
         runtime.cached_backend(usage) if fact_filter else nullcontext()
