@@ -33,8 +33,7 @@ from retrieval.retrievers.base import RetrievedChunk, Retriever, StageTimer
 from retrieval.retrievers.hybrid import hybrid_proposition_scores, hybrid_scores, minmax
 from retrieval.retrievers.linking import (
     Seed,
-    link_names,
-    link_question_entities,
+    link_question_and_names,
     merge_seeds,
     name_spans,
     title_seeds,
@@ -100,9 +99,7 @@ class GraphRetriever(Retriever):
             hybrid = hybrid_proposition_scores(question, qvec, index, params.dense_weight)
             top_props = top_propositions(store, index, hybrid, params.top_propositions)
         with timer("2_question_entities"):
-            question_seeds = link_question_entities(question, vectors[: 1 + len(spans)], spans, index, params)
-            extra = link_names(seeds, vectors[1 + len(spans) :], index, params)
-            question_seeds = merge_seeds(question_seeds, extra)
+            question_seeds = link_question_and_names(question, spans, seeds, vectors, index, params)
             titled = title_seeds(question, store, index, params, question_seeds)
             question_seeds = merge_seeds(question_seeds, titled)
         with timer("3_subgraph"):

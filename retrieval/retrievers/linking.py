@@ -83,6 +83,16 @@ def link_question_entities(
     return seeds
 
 
+def link_question_and_names(
+    question: str, spans: list[str], names: Sequence[str], vectors: np.ndarray, index: SearchIndex,
+    params: RetrievalParams,
+) -> dict[str, Seed]:
+    """Stage 2 for a retriever: the question's entities (`link_question_entities`) merged with those of the
+    extra `names` (`link_names`); `vectors` embed the question, then its `spans`, then the `names`."""
+    linked = link_question_entities(question, vectors[: 1 + len(spans)], spans, index, params)
+    return merge_seeds(linked, link_names(names, vectors[1 + len(spans) :], index, params))
+
+
 def title_seeds(
     question: str, store: GraphStore, index: SearchIndex, params: RetrievalParams, linked: Collection[str]
 ) -> dict[str, Seed]:
