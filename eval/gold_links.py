@@ -22,6 +22,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from eval.datasets import Dataset
+from eval.result_files import mean_or_none
 from retrieval.passage_graph import synonym_pairs
 from retrieval.retrievers.linking import is_name, title_index, titled_chunks
 from synthkg.indexes import SearchIndex
@@ -85,8 +86,10 @@ def link_gold_passages(dataset: Dataset, store: GraphStore, index: SearchIndex,
 
 def synonym_map(index: SearchIndex, floor: float, per_entity: int) -> dict[str, set[str]]:
     """Entity id -> the ids of the entities whose names embed alike (mode hippo's synonym edges)."""
-    ids = index.ids("entities")
     found: dict[str, set[str]] = {}
+    if per_entity <= 0:  # mode hippo draws no synonym edges then (PassageGraph.build)
+        return found
+    ids = index.ids("entities")
     for a, b, _ in synonym_pairs(index, floor, per_entity):
         found.setdefault(ids[a], set()).add(ids[b])
         found.setdefault(ids[b], set()).add(ids[a])
@@ -117,7 +120,7 @@ def summarize(links: Sequence[GoldLinks], recall: dict[str, dict[str, float]]) -
     for mode, per_question in recall.items():
         inside = [r for q, r in per_question.items() if q in whole]
         outside = [r for q, r in per_question.items() if q not in whole]
-        by_mode[mode] = {"whole_chain": _mean(inside), "broken_chain": _mean(outside)}
+        by_mode[mode] = {"whole_chain": mean_or_none(inside), "broken_chain": mean_or_none(outside)}
     return {
         "questions": n,
         "gold_passages": passages,
@@ -131,7 +134,3 @@ def summarize(links: Sequence[GoldLinks], recall: dict[str, dict[str, float]]) -
 
 def _share(count: int, total: int) -> float | None:
     return round(count / total, 3) if total else None
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return round(sum(values) / len(values), 3) if values else None

@@ -42,10 +42,11 @@ def main(
     data, runtime, prepared = prepare_recorded(dataset, records, settings, work_dir, progress)
     with prepared.open_store() as store:
         index = runtime.moved(prepared.settings).open_index()
-        hippo = settings.retrieval.params().hippo
+        params = settings.retrieval.params()
+        hippo = params.hippo
         synonyms = synonym_map(index, hippo.synonym_min, hippo.synonyms_per_entity)
         links = link_gold_passages(data, store, index, synonyms)
-        retrieved = eval_retrieval(data, store, index, MODES, (5,), params=settings.retrieval.params(),
+        retrieved = eval_retrieval(data, store, index, MODES, (5,), params=params,
                                    progress=progress)
     recall: dict[str, dict[str, float]] = {}
     for row in retrieved.rows:
